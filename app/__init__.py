@@ -1,0 +1,1 @@
+"""member-exchange: the Khối ↔ district notice exchange service."""

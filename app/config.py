@@ -1,0 +1,86 @@
+"""Settings: one object, read from environment variables (see README, "Configuration")."""
+
+from functools import cached_property
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_KEY_PASSPHRASE = "dev-only-insecure-key-passphrase"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MX_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("MX_DATABASE_URL", "DATABASE_URL"),
+        description="postgresql://… or sqlite:///path; empty means SQLite in data_dir",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=10, gt=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+
+    # Private signing keys are stored in the database, encrypted with this passphrase.
+    key_passphrase: str = DEV_KEY_PASSPHRASE
+    token_issuer: str = "member-exchange"
+    token_audience: str = "member-exchange-api"
+    token_ttl_seconds: int = Field(default=900, ge=60, le=900)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=120)
+    token_max_length: int = Field(default=4096, ge=512, le=16384)
+
+    # Argon2id cost (argon2-cffi's RFC 9106 low-memory profile by default); tests lower it.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+
+    login_max_failures_per_username: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_window_seconds: int = Field(default=900, ge=10)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    page_size_default: int = Field(default=50, ge=1, le=500)
+    page_size_max: int = Field(default=200, ge=1, le=1000)
+
+    trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
+    log_level: str = "INFO"
+    demo_accounts: bool = Field(default=False, description="create the documented demo accounts on start")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> "Settings":
+        if self.environment == "production":
+            if self.key_passphrase == DEV_KEY_PASSPHRASE or len(self.key_passphrase) < 16:
+                raise ValueError("MX_KEY_PASSPHRASE must be set to a real secret (16+ characters) in production")
+            if self.demo_accounts:
+                raise ValueError("MX_DEMO_ACCOUNTS must not be enabled in production")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL, with the driver filled in."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'member-exchange.db').as_posix()}"
+        for prefix, driver in (
+            ("postgresql+asyncpg://", None),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite+aiosqlite://", None),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(prefix):
+                return url if driver is None else driver + url[len(prefix):]
+        raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple:
+        return tuple(ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip())
+
+
+settings = Settings()

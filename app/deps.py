@@ -1,0 +1,71 @@
+"""Dependencies every router shares: the session, the caller, and the guards on who may call what."""
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import db, get_session
+from app.errors import Forbidden, Unauthorized
+from app.models.account import Role
+from app.principal import Principal
+from app.security import TokenError, keystore, verify_token
+from app.services.auth import principal_from_claims
+
+log = logging.getLogger("app.auth")
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="Cán bộ: đăng nhập bằng tên và mật khẩu. Hệ thống: grant_type=client_credentials.",
+)
+
+
+async def get_principal(request: Request, session: SessionDep,
+                        token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    """The verified caller; every failure is a 401 with WWW-Authenticate."""
+    if not token:
+        raise Unauthorized("Cần mã truy cập (Bearer token).", code="missing_token")
+    await keystore.refresh_if_stale(db.sessions)
+    try:
+        claims = verify_token(token)
+    except TokenError as first:
+        # A key rotated by another process may not be loaded here yet: refresh once (rate-limited), retry.
+        if "unknown kid" not in str(first):
+            log.info("token refused: %s", first)
+            raise Unauthorized("Mã truy cập không hợp lệ hoặc đã hết hạn.", code="invalid_token") from None
+        await keystore.refresh_if_stale(db.sessions, force=True)
+        try:
+            claims = verify_token(token)
+        except TokenError as exc:
+            log.info("token refused: %s", exc)
+            raise Unauthorized("Mã truy cập không hợp lệ hoặc đã hết hạn.", code="invalid_token") from None
+    principal = await principal_from_claims(session=session, claims=claims)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role, staff_only: bool = False):
+    """A guard: the caller must hold one of the roles (and be a person, when staff_only)."""
+
+    async def guard(principal: CurrentPrincipal) -> Principal:
+        if staff_only and principal.token_use != "staff":
+            raise Forbidden("Chức năng này chỉ dành cho tài khoản cán bộ.", code="staff_only")
+        if not principal.has_role(*roles):
+            names = ", ".join(r.value for r in roles)
+            raise Forbidden(f"Cần vai trò: {names}.", code="role_required")
+        return principal
+
+    return guard
+
+
+Worker = Annotated[Principal, Depends(require_roles(Role.clerk, Role.officer))]
+Admin = Annotated[Principal, Depends(require_roles(Role.admin, staff_only=True))]
+Auditor = Annotated[Principal, Depends(require_roles(Role.auditor))]

@@ -1,0 +1,69 @@
+"""The FastAPI application: lifespan, middleware, routers, error handlers."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import settings
+from app.db import db
+from app.errors import install_error_handlers
+from app.logs import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.routers import accounts, auth, health, organizations
+from app.security import keystore
+from app.services.keys import ensure_signing_key
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+Dịch vụ trao đổi thông tin hai chiều về đảng viên đang công tác tại các cơ quan thành phố và cư trú tại
+các quận, huyện, thị xã (Quy chế phối hợp 3558-QĐ/TU).
+
+**Cán bộ Đảng ủy Khối**: bấm *Authorize*, nhập tên đăng nhập và mật khẩu (để trống client_id/secret).
+**Hệ thống của quận/huyện**: lấy mã truy cập bằng `grant_type=client_credentials`.
+
+Mọi lỗi trả về dạng `application/problem+json` với `code` ổn định và `detail` tiếng Việt.
+"""
+
+TAGS = [
+    {"name": "Xác thực", "description": "Cấp mã truy cập và khóa công khai của dịch vụ."},
+    {"name": "Tổ chức đảng", "description": "Danh mục Đảng ủy Khối và 30 quận ủy, huyện ủy, thị ủy."},
+    {"name": "Đảng viên", "description": "Hồ sơ đảng viên và nơi cư trú; mỗi bên chỉ xem phạm vi của mình."},
+    {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
+    {"name": "Quản trị tài khoản", "description": "Tài khoản hệ thống và cán bộ của từng tổ chức."},
+    {"name": "Hệ thống", "description": "Kiểm tra tình trạng dịch vụ."},
+]
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI):
+    async with db.sessions() as session:
+        if settings.environment != "production" and await ensure_signing_key(session=session):
+            log.warning("created a development signing key")
+        await session.commit()
+        await keystore.load(session)
+    if not keystore.has_keys():
+        raise RuntimeError("no signing key: run `member-exchange init` first")
+    yield
+    await db.engine.dispose()
+
+
+def create_app() -> FastAPI:
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="member-exchange — Trao đổi thông tin đảng viên",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for router in (health.router, auth.router, organizations.router, accounts.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

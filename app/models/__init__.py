@@ -1,0 +1,9 @@
+"""All tables, imported so SQLModel.metadata (used by Alembic) knows them."""
+
+from app.models.account import Account, LoginThrottle, SigningKey
+from app.models.idempotency import IdempotencyRecord
+from app.models.member import Member
+from app.models.notice import Notice
+from app.models.organization import Organization
+
+__all__ = ["Account", "IdempotencyRecord", "LoginThrottle", "Member", "Notice", "Organization", "SigningKey"]

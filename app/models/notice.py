@@ -1,0 +1,298 @@
+"""Notices: the structured messages the two sides exchange, one kind per step of the residence lifecycle."""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+import sqlmodel as sm
+from pydantic import BaseModel, Field, model_validator
+from sqlmodel import SQLModel
+
+from app.models.base import JSONType, ts_field
+from app.models.member import CARD_NO_PATTERN
+from app.text import Name, Text
+
+
+class NoticeKind(StrEnum):
+    member_introduced = "member.introduced"
+    member_accepted = "member.accepted"
+    member_not_accepted = "member.not_accepted"
+    member_residence_changed = "member.residence_changed"
+    feedback_requested = "feedback.requested"
+    feedback_given = "feedback.given"
+    violation_reported = "violation.reported"
+    discipline_decided = "discipline.decided"
+    info_requested = "info.requested"
+    info_provided = "info.provided"
+    notice_corrected = "notice.corrected"
+
+
+class NoticeStatus(StrEnum):
+    sent = "sent"
+    delivered = "delivered"
+    acknowledged = "acknowledged"
+    answered = "answered"
+
+
+class Notice(SQLModel, table=True):
+    __tablename__ = "notices"
+    __table_args__ = (
+        sa.Index("ix_notices_inbox", "recipient_org", "tx", "seq"),
+        sa.Index("ix_notices_outbox", "sender_org", "tx", "seq"),
+    )
+
+    # seq orders notices; on PostgreSQL tx (the inserting transaction id) orders them by commit visibility.
+    seq: int | None = sm.Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                            autoincrement=True),
+    )
+    id: uuid.UUID = sm.Field(default_factory=uuid.uuid4, unique=True)
+    tx: int = sm.Field(default=0, sa_type=sa.BigInteger)
+    kind: str = sm.Field(max_length=40, index=True)
+    sender_org: str = sm.Field(foreign_key="organizations.code", max_length=64)
+    recipient_org: str = sm.Field(foreign_key="organizations.code", max_length=64)
+    member_card_no: str = sm.Field(foreign_key="members.party_card_no", max_length=12, index=True)
+    thread_id: uuid.UUID = sm.Field(index=True)
+    in_reply_to: uuid.UUID | None = None
+    supersedes: uuid.UUID | None = None
+    payload: dict[str, Any] = sm.Field(sa_type=JSONType)
+    due_date: date | None = None
+    status: str = sm.Field(default=NoticeStatus.sent.value, max_length=16)
+    created_by: uuid.UUID | None = None
+    created_at: datetime = ts_field(default_now=True)
+    delivered_at: datetime | None = ts_field(nullable=True)
+    acknowledged_at: datetime | None = ts_field(nullable=True)
+    acknowledged_by: uuid.UUID | None = None
+    answered_at: datetime | None = ts_field(nullable=True)
+
+
+# ---- structured fields, one model per kind ---------------------------------------------------------------
+
+
+class _Payload(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class IntroducedFields(_Payload):
+    letter_no: Name = Field(max_length=50, description="số giấy giới thiệu sinh hoạt nơi cư trú")
+    issued_on: date
+    ward: Name = Field(max_length=120)
+    address: Name = Field(max_length=255)
+    residential_group: Name | None = Field(default=None, max_length=120)
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class AcceptedFields(_Payload):
+    ward: Name = Field(max_length=120)
+    cell: Name = Field(max_length=200, description="chi bộ nơi cư trú đảng viên sinh hoạt")
+    accepted_on: date
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class NotAcceptedFields(_Payload):
+    reason: Text = Field(max_length=2000)
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class ResidenceChangedFields(_Payload):
+    from_org: str = Field(max_length=64)
+    to_org: str = Field(max_length=64)
+    new_ward: Name | None = Field(default=None, max_length=120)
+    new_address: Name | None = Field(default=None, max_length=255)
+    moved_on: date
+    note: Text | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _different(self) -> "ResidenceChangedFields":
+        if self.from_org == self.to_org:
+            raise ValueError("to_org: nơi cư trú mới phải khác nơi cũ")
+        return self
+
+
+class FeedbackRequestedFields(_Payload):
+    year: int = Field(ge=2000, le=2100)
+    due_date: date
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class FeedbackGivenFields(_Payload):
+    year: int = Field(ge=2000, le=2100)
+    cell: Name = Field(max_length=200)
+    comments: Text = Field(max_length=5000, description="nhận xét của chi bộ nơi cư trú")
+    reviewed_on: date
+
+
+class ViolationReportedFields(_Payload):
+    summary: Text = Field(max_length=500)
+    observed_on: date
+    details: Text | None = Field(default=None, max_length=5000)
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class DisciplineDecidedFields(_Payload):
+    form: Literal["reprimand", "warning", "removal_from_post", "expulsion"]
+    decision_no: Name = Field(max_length=50)
+    decided_on: date
+    authority: Name = Field(max_length=255, description="cấp ra quyết định kỷ luật")
+    effective_from: date | None = None
+    reason: Text | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _dates(self) -> "DisciplineDecidedFields":
+        if self.effective_from and self.effective_from < self.decided_on:
+            raise ValueError("effective_from: ngày hiệu lực không được trước ngày quyết định")
+        return self
+
+
+class InfoRequestedFields(_Payload):
+    question: Text = Field(max_length=5000)
+    due_date: date | None = None
+
+
+class InfoProvidedFields(_Payload):
+    answer: Text = Field(max_length=5000)
+
+
+class CorrectedFields(_Payload):
+    reason: Text = Field(max_length=2000, description="lý do đính chính")
+    corrected: dict[str, Any] = Field(description="nội dung đã đính chính, theo đúng cấu trúc của thông báo gốc")
+
+
+FIELDS_BY_KIND: dict[NoticeKind, type[_Payload]] = {
+    NoticeKind.member_introduced: IntroducedFields,
+    NoticeKind.member_accepted: AcceptedFields,
+    NoticeKind.member_not_accepted: NotAcceptedFields,
+    NoticeKind.member_residence_changed: ResidenceChangedFields,
+    NoticeKind.feedback_requested: FeedbackRequestedFields,
+    NoticeKind.feedback_given: FeedbackGivenFields,
+    NoticeKind.violation_reported: ViolationReportedFields,
+    NoticeKind.discipline_decided: DisciplineDecidedFields,
+    NoticeKind.info_requested: InfoRequestedFields,
+    NoticeKind.info_provided: InfoProvidedFields,
+    NoticeKind.notice_corrected: CorrectedFields,
+}
+
+
+# ---- requests: a discriminated union on `kind` -------------------------------------------------------------
+
+
+class _NoticeIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    member_card_no: str = Field(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")
+    recipient_org: str | None = Field(
+        default=None, max_length=64,
+        description="optional: derived by the service (the member's district, or the Khối); if given it must match",
+    )
+
+
+class MemberIntroducedNotice(_NoticeIn):
+    kind: Literal["member.introduced"]
+    payload: IntroducedFields
+
+
+class MemberResidenceChangedNotice(_NoticeIn):
+    kind: Literal["member.residence_changed"]
+    payload: ResidenceChangedFields
+
+
+class FeedbackRequestedNotice(_NoticeIn):
+    kind: Literal["feedback.requested"]
+    payload: FeedbackRequestedFields
+
+
+class ViolationReportedNotice(_NoticeIn):
+    kind: Literal["violation.reported"]
+    payload: ViolationReportedFields
+
+
+class DisciplineDecidedNotice(_NoticeIn):
+    kind: Literal["discipline.decided"]
+    payload: DisciplineDecidedFields
+
+
+class InfoRequestedNotice(_NoticeIn):
+    kind: Literal["info.requested"]
+    payload: InfoRequestedFields
+
+
+class NoticeCorrectedNotice(_NoticeIn):
+    kind: Literal["notice.corrected"]
+    supersedes: uuid.UUID = Field(description="id of the earlier notice of the same sender being corrected")
+    payload: CorrectedFields
+
+
+NoticeCreate = Annotated[
+    MemberIntroducedNotice | MemberResidenceChangedNotice | FeedbackRequestedNotice | ViolationReportedNotice
+    | DisciplineDecidedNotice | InfoRequestedNotice | NoticeCorrectedNotice,
+    Field(discriminator="kind"),
+]
+
+
+class _ReplyIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class MemberAcceptedReply(_ReplyIn):
+    kind: Literal["member.accepted"]
+    payload: AcceptedFields
+
+
+class MemberNotAcceptedReply(_ReplyIn):
+    kind: Literal["member.not_accepted"]
+    payload: NotAcceptedFields
+
+
+class FeedbackGivenReply(_ReplyIn):
+    kind: Literal["feedback.given"]
+    payload: FeedbackGivenFields
+
+
+class InfoRequestedReply(_ReplyIn):
+    kind: Literal["info.requested"]
+    payload: InfoRequestedFields
+
+
+class InfoProvidedReply(_ReplyIn):
+    kind: Literal["info.provided"]
+    payload: InfoProvidedFields
+
+
+ReplyCreate = Annotated[
+    MemberAcceptedReply | MemberNotAcceptedReply | FeedbackGivenReply | InfoRequestedReply | InfoProvidedReply,
+    Field(discriminator="kind"),
+]
+
+
+# ---- responses ---------------------------------------------------------------------------------------------
+
+
+class NoticePublic(BaseModel):
+    id: uuid.UUID
+    kind: NoticeKind
+    sender_org: str
+    recipient_org: str
+    member_card_no: str
+    thread_id: uuid.UUID
+    in_reply_to: uuid.UUID | None
+    supersedes: uuid.UUID | None
+    payload: dict[str, Any]
+    due_date: date | None
+    overdue: bool
+    status: NoticeStatus
+    created_at: datetime
+    delivered_at: datetime | None
+    acknowledged_at: datetime | None
+    answered_at: datetime | None
+
+
+class NoticesPublic(BaseModel):
+    items: list[NoticePublic]
+    next_cursor: str | None = None
+
+
+class NoticeDetail(NoticePublic):
+    thread: list[NoticePublic] = Field(description="every notice of the thread visible to the caller, oldest first")

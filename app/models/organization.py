@@ -1,0 +1,47 @@
+"""The committee registry: data, not code, so committees can be retired and mapped to successors."""
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from app.models.base import ts_field
+
+
+class OrgKind(StrEnum):
+    khoi = "khoi"
+    district = "district"
+    grassroots = "grassroots"
+    ward = "ward"
+
+
+class OrganizationBase(SQLModel):
+    code: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16, index=True)
+    name: str = Field(max_length=255)
+    short_name: str | None = Field(default=None, max_length=120)
+    unit: str | None = Field(default=None, max_length=32)
+    area: str | None = Field(default=None, max_length=255)
+    parent_code: str | None = Field(default=None, foreign_key="organizations.code", max_length=64)
+    valid_from: date = Field(default=date(2014, 1, 1))
+    valid_to: date | None = None
+    successor_code: str | None = Field(default=None, foreign_key="organizations.code", max_length=64)
+
+
+class Organization(OrganizationBase, table=True):
+    __tablename__ = "organizations"
+
+    created_at: datetime = ts_field(default_now=True)
+    updated_at: datetime = ts_field(default_now=True)
+
+    def is_active(self, on: date) -> bool:
+        return self.valid_from <= on and (self.valid_to is None or on < self.valid_to)
+
+
+class OrganizationPublic(OrganizationBase):
+    active: bool
+
+
+class OrganizationsPublic(SQLModel):
+    items: list[OrganizationPublic]
+    next_cursor: str | None = None

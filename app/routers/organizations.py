@@ -1,0 +1,32 @@
+"""The committee registry, readable by every party."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.deps import CurrentPrincipal, SessionDep
+from app.models.organization import OrganizationPublic, OrganizationsPublic, OrgKind
+from app.services import organizations as svc
+
+router = APIRouter(prefix="/api/v1/organizations", tags=["Tổ chức đảng"])
+
+
+@router.get("", response_model=OrganizationsPublic, summary="Danh sách Đảng ủy Khối và các quận/huyện/thị ủy")
+async def list_organizations(
+    session: SessionDep,
+    _principal: CurrentPrincipal,
+    kind: Annotated[OrgKind | None, Query(description="lọc theo loại tổ chức")] = None,
+    active: Annotated[bool, Query(description="chỉ các tổ chức còn hiệu lực hôm nay")] = False,
+) -> OrganizationsPublic:
+    orgs = await svc.list_organizations(session=session, kind=kind.value if kind else None, active_only=active)
+    return OrganizationsPublic(items=[svc.to_public(o) for o in orgs])
+
+
+@router.get("/{code}", response_model=OrganizationPublic, summary="Một tổ chức đảng theo mã",
+            responses={404: {"description": "Không có tổ chức này"}})
+async def get_organization(
+    session: SessionDep,
+    _principal: CurrentPrincipal,
+    code: Annotated[str, Path(max_length=64, examples=["ba-dinh"])],
+) -> OrganizationPublic:
+    return svc.to_public(await svc.get_organization(session=session, code=code))

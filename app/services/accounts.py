@@ -1,0 +1,92 @@
+"""Accounts: system clients and staff users; who may manage whom."""
+
+import secrets
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.models.account import Account, AccountCreate, AccountKind, Role
+from app.models.base import utcnow
+from app.principal import Principal
+from app.security import hash_secret, new_secret
+from app.services.organizations import get_organization
+
+
+def _may_manage(principal: Principal, org_code: str) -> bool:
+    """Khối admins manage every committee's accounts; a district admin only its own."""
+    return principal.has_role(Role.admin) and (principal.is_khoi or principal.org_code == org_code)
+
+
+async def create_account(*, session: AsyncSession, data: AccountCreate, actor: Principal | None) -> tuple[Account, str]:
+    """Create a client or user; returns the account and its secret (shown once)."""
+    if actor is not None and not _may_manage(actor, data.org_code):
+        raise Forbidden("Quản trị viên chỉ được tạo tài khoản cho tổ chức của mình.", code="org_not_managed")
+    org = await get_organization(session=session, code=data.org_code)
+    if org.kind not in ("khoi", "district"):
+        raise Unprocessable("Chỉ Đảng ủy Khối và các quận/huyện/thị ủy có tài khoản trao đổi.", code="org_not_party")
+    if data.kind == AccountKind.client:
+        if data.username:
+            raise Unprocessable("Tài khoản hệ thống không đặt tên đăng nhập; client_id được tạo tự động.",
+                                code="username_not_allowed")
+        if Role.officer in data.roles:
+            raise Unprocessable("Vai trò officer chỉ dành cho cán bộ, không cho hệ thống.", code="role_not_allowed")
+        login = f"{org.code}-{secrets.token_hex(6)}"
+    else:
+        if not data.username:
+            raise Unprocessable("Tài khoản cán bộ cần tên đăng nhập (username).", code="username_required")
+        if Role.officer in data.roles and not (data.full_name and data.position):
+            raise Unprocessable("Cán bộ chịu trách nhiệm (officer) cần họ tên và chức vụ.", code="officer_identity")
+        login = data.username
+    secret = new_secret()
+    account = Account(kind=data.kind.value, login=login, org_code=org.code, secret_hash=hash_secret(secret),
+                      roles=[r.value for r in data.roles], full_name=data.full_name, position=data.position,
+                      created_by=actor.account_id if actor else None)
+    session.add(account)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"Tên đăng nhập '{login}' đã tồn tại.", code="login_taken") from None
+    return account, secret
+
+
+def _visible_accounts(principal: Principal):
+    stmt = select(Account)
+    if not principal.is_khoi:
+        stmt = stmt.where(Account.org_code == principal.org_code)
+    return stmt
+
+
+async def list_accounts(*, session: AsyncSession, principal: Principal, org_code: str | None, after: str | None,
+                        limit: int) -> list[Account]:
+    """Accounts the admin may manage, by login."""
+    stmt = _visible_accounts(principal).order_by(Account.login).limit(limit)
+    if org_code:
+        stmt = stmt.where(Account.org_code == org_code)
+    if after:
+        stmt = stmt.where(Account.login > after)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_account(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
+    """One account the admin may manage, or 404."""
+    stmt = _visible_accounts(principal).where(Account.id == account_id)
+    account = (await session.execute(stmt)).scalar_one_or_none()
+    if account is None:
+        raise NotFound("Không tìm thấy tài khoản.", code="account_not_found")
+    return account
+
+
+async def set_disabled(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID,
+                       disabled: bool) -> Account:
+    """Disable or re-enable; a disabled account's live tokens stop working at once."""
+    account = await get_account(session=session, principal=principal, account_id=account_id)
+    if account.id == principal.account_id and disabled:
+        raise Conflict("Không thể tự khóa tài khoản đang dùng.", code="cannot_disable_self")
+    account.disabled_at = utcnow() if disabled else None
+    account.updated_at = utcnow()
+    await session.flush()
+    return account

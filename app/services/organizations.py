@@ -1,0 +1,63 @@
+"""The committee registry."""
+
+import json
+from datetime import date
+from importlib import resources
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound
+from app.models.base import utcnow
+from app.models.organization import Organization, OrganizationPublic
+
+KHOI_CODE = "khoi-cqtp"
+
+
+def registry_data() -> list[dict]:
+    """The shipped registry: the Khối and the 30 districts."""
+    text = resources.files("app.data").joinpath("organizations.json").read_text(encoding="utf-8")
+    return json.loads(text)["organizations"]
+
+
+async def load_registry(*, session: AsyncSession, entries: list[dict] | None = None) -> int:
+    """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
+    entries = registry_data() if entries is None else entries
+    existing = {o.code: o for o in (await session.execute(select(Organization))).scalars()}
+    fields = ("kind", "name", "short_name", "unit", "area", "parent_code", "successor_code")
+    for entry in entries:
+        org = existing.get(entry["code"])
+        if org is None:
+            org = Organization(code=entry["code"], kind=entry["kind"], name=entry["name"])
+            session.add(org)
+        for f in fields:
+            if f in entry:
+                setattr(org, f, entry[f])
+        for f in ("valid_from", "valid_to"):
+            if entry.get(f):
+                setattr(org, f, date.fromisoformat(entry[f]))
+        org.updated_at = utcnow()
+    await session.flush()
+    return len(entries)
+
+
+def to_public(org: Organization) -> OrganizationPublic:
+    return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}),
+                              active=org.is_active(date.today()))
+
+
+async def list_organizations(*, session: AsyncSession, kind: str | None, active_only: bool) -> list[Organization]:
+    """The registry, Khối first, then districts by code."""
+    stmt = select(Organization).order_by(Organization.kind != "khoi", Organization.code)
+    if kind:
+        stmt = stmt.where(Organization.kind == kind)
+    orgs = list((await session.execute(stmt)).scalars())
+    return [o for o in orgs if o.is_active(date.today())] if active_only else orgs
+
+
+async def get_organization(*, session: AsyncSession, code: str) -> Organization:
+    """One committee, or 404."""
+    org = await session.get(Organization, code)
+    if org is None:
+        raise NotFound(f"Không có tổ chức đảng mã '{code[:64]}'.", code="organization_not_found")
+    return org

@@ -1,0 +1,135 @@
+"""Test harness: a fresh database per run (SQLite file, or a new PostgreSQL database when TEST_DATABASE_URL
+points at a server), built by `alembic upgrade head`; every test starts from the same clean state; clients
+talk to the app over HTTP through httpx's ASGI transport."""
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+_tmp = Path(tempfile.mkdtemp(prefix="mx-test-"))
+_server_url = os.environ.get("TEST_DATABASE_URL", "").strip()
+_pg_dbname = None
+
+if _server_url.startswith("postgres"):
+    import asyncpg
+
+    _pg_dbname = f"mx_test_{uuid.uuid4().hex[:12]}"
+    _admin_dsn = _server_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def _create_db() -> None:
+        conn = await asyncpg.connect(_admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{_pg_dbname}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(_create_db())
+    base, _, _ = _admin_dsn.rpartition("/")
+    os.environ["MX_DATABASE_URL"] = f"{base}/{_pg_dbname}"
+else:
+    os.environ["MX_DATABASE_URL"] = f"sqlite:///{_tmp / 'test.db'}"
+
+os.environ.update({
+    "MX_ENVIRONMENT": "test",
+    "MX_DATA_DIR": str(_tmp),
+    "MX_PASSWORD_HASH_TIME_COST": "1",
+    "MX_PASSWORD_HASH_MEMORY_KIB": "64",
+    "MX_LOG_LEVEL": "WARNING",
+    "MX_DB_POOL_SIZE": "5",
+    "MX_DB_MAX_OVERFLOW": "10",
+})
+
+import httpx  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from alembic import command  # noqa: E402
+from app.cli import alembic_config  # noqa: E402
+from app.db import db  # noqa: E402
+from app.main import app  # noqa: E402
+from app.security import keystore, verified_tokens  # noqa: E402
+from app.services.keys import ensure_signing_key  # noqa: E402
+from app.services.organizations import load_registry  # noqa: E402
+from tests.helpers import ACCOUNTS, Party  # noqa: E402
+
+IS_POSTGRES = _pg_dbname is not None
+
+# Tables emptied after every test (children first); the registry, keys and base accounts stay.
+_EPHEMERAL_TABLES = ["idempotency_keys", "notices", "members", "login_throttle"]
+
+
+def pytest_report_header(config) -> str:
+    return f"database: {'PostgreSQL ' + _pg_dbname if IS_POSTGRES else 'SQLite ' + str(_tmp / 'test.db')}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def database() -> AsyncIterator[None]:
+    """Migrate a fresh database once per run and load the registry, a key and the base accounts."""
+    await asyncio.to_thread(command.upgrade, alembic_config(), "head")
+    async with db.sessions() as session:
+        await load_registry(session=session)
+        await ensure_signing_key(session=session)
+        from tests.helpers import ensure_test_accounts
+
+        await ensure_test_accounts(session)
+        await session.commit()
+        await keystore.load(session)
+    yield
+    await db.engine.dispose()
+    if IS_POSTGRES:
+        conn = await asyncpg.connect(_admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{_pg_dbname}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(database) -> AsyncIterator[None]:
+    """Each test starts from the registry, the signing keys and the base accounts only."""
+    yield
+    verified_tokens.clear()
+    async with db.sessions() as session:
+        for table in _EPHEMERAL_TABLES:
+            await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
+        logins = ", ".join(f"'{a.login}'" for a in ACCOUNTS.values())
+        await session.execute(text(f"DELETE FROM accounts WHERE login NOT IN ({logins})"))  # noqa: S608
+        await session.execute(text("UPDATE accounts SET disabled_at = NULL"))
+        await session.commit()
+        await keystore.load(session)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def party(client) -> "PartyFactory":
+    """`await party("ba_dinh_clerk")` → a Party with a fresh bearer token obtained over HTTP."""
+    return PartyFactory(client)
+
+
+class PartyFactory:
+    """Logs in over HTTP once per account and test."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.tokens: dict[str, str] = {}
+
+    async def __call__(self, name: str) -> Party:
+        spec = ACCOUNTS[name]
+        if name not in self.tokens:
+            form = ({"grant_type": "password", "username": spec.login, "password": spec.secret}
+                    if spec.kind == "user" else
+                    {"grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret})
+            r = await self.client.post("/api/v1/auth/token", data=form)
+            assert r.status_code == 200, r.text
+            self.tokens[name] = r.json()["access_token"]
+        return Party(self.client, spec, self.tokens[name])
