@@ -73,8 +73,14 @@ def cmd_create_client(args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
-    data = AccountCreate(kind=AccountKind.user, org_code=args.org, username=args.username,
-                         roles=[Role(r) for r in args.role], full_name=args.full_name, position=args.position)
+    data = AccountCreate(
+        kind=AccountKind.user,
+        org_code=args.org,
+        username=args.username,
+        roles=[Role(r) for r in args.role],
+        full_name=args.full_name,
+        position=args.position,
+    )
     print(json.dumps(asyncio.run(_create_account(data)), ensure_ascii=False))
 
 
@@ -99,8 +105,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     cmd_init(argparse.Namespace(demo=args.demo))
     if args.demo:
         print("DEMO accounts are enabled (see README): never use them in production.", file=sys.stderr)
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers, access_log=False,
-                proxy_headers=False, log_config=None)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        proxy_headers=False,
+        log_config=None,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
             ("sqlite://", "sqlite+aiosqlite://"),
         ):
             if url.startswith(prefix):
-                return url if driver is None else driver + url[len(prefix):]
+                return url if driver is None else driver + url[len(prefix) :]
         raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
 
     @property

@@ -25,8 +25,9 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-async def get_principal(request: Request, session: SessionDep,
-                        token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+async def get_principal(
+    request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
     """The verified caller; every failure is a 401 with WWW-Authenticate."""
     if not token:
         raise Unauthorized("Cần mã truy cập (Bearer token).", code="missing_token")

@@ -23,8 +23,14 @@ class AppError(Exception):
     title = "Bad Request"
     detail = "Yêu cầu không hợp lệ."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None, headers: dict | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.detail = detail or self.detail
         self.code = code or self.code
         self.headers = headers or {}
@@ -55,8 +61,12 @@ class InvalidCredentials(AppError):
     detail = "Sai thông tin đăng nhập hoặc tài khoản đã bị khóa."
 
     def __init__(self, detail: str | None = None, *, oauth_error: str = "invalid_grant") -> None:
-        super().__init__(detail, code=oauth_error, headers={"WWW-Authenticate": 'Bearer error="invalid_client"'},
-                         extra={"error": oauth_error})
+        super().__init__(
+            detail,
+            code=oauth_error,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_client"'},
+            extra={"error": oauth_error},
+        )
 
 
 class Forbidden(AppError):
@@ -114,11 +124,18 @@ class ServiceUnavailable(AppError):
         super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
 
 
-def problem(status: int, code: str, title: str, detail: str, *, headers: dict | None = None,
-            extra: dict | None = None) -> JSONResponse:
+def problem(
+    status: int, code: str, title: str, detail: str, *, headers: dict | None = None, extra: dict | None = None
+) -> JSONResponse:
     """Render one RFC 9457 problem document."""
-    body = {"type": f"https://member-exchange.hanoi/problems/{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **(extra or {})}
+    body = {
+        "type": f"https://member-exchange.hanoi/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **(extra or {}),
+    }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -150,8 +167,14 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = []
         for err in exc.errors()[:20]:
             loc = tuple(err.get("loc", ()))
-            errors.append({"field": _field_path(loc), "location": loc[0] if loc else None,
-                           "message": str(err.get("msg", ""))[:300], "type": err.get("type")})
+            errors.append(
+                {
+                    "field": _field_path(loc),
+                    "location": loc[0] if loc else None,
+                    "message": str(err.get("msg", ""))[:300],
+                    "type": err.get("type"),
+                }
+            )
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "nội dung"
         detail = f"Dữ liệu gửi lên không hợp lệ ở: {fields}."
         return problem(422, "validation_error", "Unprocessable Content", detail, extra={"errors": errors})
@@ -168,16 +191,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
-        return problem(503, "database_unavailable", "Service Unavailable",
-                       "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau.",
-                       headers={"Retry-After": "5"})
+        return problem(
+            503,
+            "database_unavailable",
+            "Service Unavailable",
+            "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            return problem(503, "database_unavailable", "Service Unavailable",
-                           "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau.",
-                           headers={"Retry-After": "5"})
+            return problem(
+                503,
+                "database_unavailable",
+                "Service Unavailable",
+                "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau.",
+                headers={"Retry-After": "5"},
+            )
         log.exception("database error")
         return problem(500, "internal_error", "Internal Server Error", "Lỗi hệ thống, đã được ghi nhận.")
 

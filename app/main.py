@@ -10,7 +10,7 @@ from app.db import db
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import accounts, auth, health, organizations
+from app.routers import accounts, auth, health, members, notices, organizations
 from app.security import keystore
 from app.services.keys import ensure_signing_key
 
@@ -61,7 +61,7 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (health.router, auth.router, organizations.router, accounts.router):
+    for router in (health.router, auth.router, organizations.router, members.router, notices.router, accounts.router):
         app.include_router(router)
     return app
 

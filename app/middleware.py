@@ -69,21 +69,40 @@ class RequestContextMiddleware:
                 await self.app(scope, limited_receive, send_with_id)
         finally:
             principal = scope.get("state", {}).get("principal")
-            log.info("request", extra={
-                "method": scope.get("method"), "path": scope.get("path"), "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "org": getattr(principal, "org_code", None), "account": getattr(principal, "login", None),
-            })
+            log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "org": getattr(principal, "org_code", None),
+                    "account": getattr(principal, "login", None),
+                },
+            )
             request_id_var.reset(token)
 
 
 async def _reject_too_large(send: Send, limit: int) -> None:
-    body = json.dumps({
-        "type": "https://member-exchange.hanoi/problems/payload_too_large", "title": "Content Too Large",
-        "status": 413, "code": "payload_too_large",
-        "detail": f"Nội dung yêu cầu vượt quá giới hạn {limit} byte.",
-    }, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    body = json.dumps(
+        {
+            "type": "https://member-exchange.hanoi/problems/payload_too_large",
+            "title": "Content Too Large",
+            "status": 413,
+            "code": "payload_too_large",
+            "detail": f"Nội dung yêu cầu vượt quá giới hạn {limit} byte.",
+        },
+        ensure_ascii=False,
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

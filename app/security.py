@@ -71,8 +71,15 @@ def generate_signing_key() -> SigningKey:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(settings.key_passphrase.encode()),
     ).decode()
-    public_jwk = {"kty": "EC", "crv": "P-256", "x": _b64(numbers.x), "y": _b64(numbers.y), "kid": kid,
-                  "alg": ALGORITHM, "use": "sig"}
+    public_jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64(numbers.x),
+        "y": _b64(numbers.y),
+        "kid": kid,
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
     return SigningKey(kid=kid, algorithm=ALGORITHM, private_pem=pem, public_jwk=public_jwk)
 
 
@@ -107,8 +114,14 @@ class KeyStore:
             # The newest key signs; older ones only verify what they signed before their retirement.
             newest = i == len(rows) - 1
             private_pem = _decrypt(row.private_pem) if newest else None
-            loaded = LoadedKey(row.kid, jwk.construct(row.public_jwk, ALGORITHM), private_pem, dict(row.public_jwk),
-                               row.created_at, row.retired_at)
+            loaded = LoadedKey(
+                row.kid,
+                jwk.construct(row.public_jwk, ALGORITHM),
+                private_pem,
+                dict(row.public_jwk),
+                row.created_at,
+                row.retired_at,
+            )
             keys[row.kid] = loaded
             if newest:
                 active = loaded
@@ -142,8 +155,9 @@ class KeyStore:
 
 def _decrypt(pem: str) -> str:
     key = serialization.load_pem_private_key(pem.encode(), password=settings.key_passphrase.encode())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 keystore = KeyStore()
@@ -178,8 +192,15 @@ def issue_token(*, account_id: uuid.UUID, org: str, roles: list[str], token_use:
     now = int(time.time())
     ttl = settings.token_ttl_seconds
     claims = {
-        "iss": settings.token_issuer, "aud": settings.token_audience, "sub": str(account_id), "org": org,
-        "roles": sorted(roles), "token_use": token_use, "iat": now, "nbf": now, "exp": now + ttl,
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": str(account_id),
+        "org": org,
+        "roles": sorted(roles),
+        "token_use": token_use,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
         "jti": uuid.uuid4().hex,
     }
     key = keystore.active
@@ -246,9 +267,21 @@ def _verify_uncached(token: str) -> TokenClaims:
         raise TokenError("unknown kid")
     leeway = settings.token_leeway_seconds
     claims = jwt.decode(
-        token, key.public, algorithms=[ALGORITHM], audience=settings.token_audience, issuer=settings.token_issuer,
-        options={"require_exp": True, "require_iat": True, "require_aud": True, "require_iss": True,
-                 "require_sub": True, "require_jti": True, "verify_at_hash": False, "leeway": leeway},
+        token,
+        key.public,
+        algorithms=[ALGORITHM],
+        audience=settings.token_audience,
+        issuer=settings.token_issuer,
+        options={
+            "require_exp": True,
+            "require_iat": True,
+            "require_aud": True,
+            "require_iss": True,
+            "require_sub": True,
+            "require_jti": True,
+            "verify_at_hash": False,
+            "leeway": leeway,
+        },
     )
     now = time.time()
     iat, exp = _require_int(claims, "iat"), _require_int(claims, "exp")
@@ -270,8 +303,15 @@ def _verify_uncached(token: str) -> TokenClaims:
         sub = uuid.UUID(_require_str(claims, "sub", 64))
     except ValueError as exc:
         raise TokenError("sub is not an account id") from exc
-    return TokenClaims(sub=sub, org=_require_str(claims, "org", 64), roles=tuple(roles), token_use=token_use,
-                       jti=_require_str(claims, "jti"), iat=iat, exp=exp)
+    return TokenClaims(
+        sub=sub,
+        org=_require_str(claims, "org", 64),
+        roles=tuple(roles),
+        token_use=token_use,
+        jti=_require_str(claims, "jti"),
+        iat=iat,
+        exp=exp,
+    )
 
 
 def verify_token(token: str) -> TokenClaims:

@@ -34,15 +34,17 @@ if _server_url.startswith("postgres"):
 else:
     os.environ["MX_DATABASE_URL"] = f"sqlite:///{_tmp / 'test.db'}"
 
-os.environ.update({
-    "MX_ENVIRONMENT": "test",
-    "MX_DATA_DIR": str(_tmp),
-    "MX_PASSWORD_HASH_TIME_COST": "1",
-    "MX_PASSWORD_HASH_MEMORY_KIB": "64",
-    "MX_LOG_LEVEL": "WARNING",
-    "MX_DB_POOL_SIZE": "5",
-    "MX_DB_MAX_OVERFLOW": "10",
-})
+os.environ.update(
+    {
+        "MX_ENVIRONMENT": "test",
+        "MX_DATA_DIR": str(_tmp),
+        "MX_PASSWORD_HASH_TIME_COST": "1",
+        "MX_PASSWORD_HASH_MEMORY_KIB": "64",
+        "MX_LOG_LEVEL": "WARNING",
+        "MX_DB_POOL_SIZE": "5",
+        "MX_DB_MAX_OVERFLOW": "10",
+    }
+)
 
 import httpx  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -126,9 +128,11 @@ class PartyFactory:
     async def __call__(self, name: str) -> Party:
         spec = ACCOUNTS[name]
         if name not in self.tokens:
-            form = ({"grant_type": "password", "username": spec.login, "password": spec.secret}
-                    if spec.kind == "user" else
-                    {"grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret})
+            form = (
+                {"grant_type": "password", "username": spec.login, "password": spec.secret}
+                if spec.kind == "user"
+                else {"grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret}
+            )
             r = await self.client.post("/api/v1/auth/token", data=form)
             assert r.status_code == 200, r.text
             self.tokens[name] = r.json()["access_token"]

@@ -34,13 +34,20 @@ def _client(login, org, *roles):
 ACCOUNTS: dict[str, AccountSpec] = {
     "khoi_admin": _user("t.khoi.admin", KHOI, "admin"),
     "khoi_clerk": _user("t.khoi.clerk", KHOI, "clerk"),
-    "khoi_officer": _user("t.khoi.officer", KHOI, "clerk", "officer", full_name="Nguyễn Thị Lan",
-                          position="Phó Trưởng Ban Tổ chức"),
+    "khoi_officer": _user(
+        "t.khoi.officer", KHOI, "clerk", "officer", full_name="Nguyễn Thị Lan", position="Phó Trưởng Ban Tổ chức"
+    ),
     "khoi_auditor": _user("t.khoi.auditor", KHOI, "auditor"),
     "khoi_system": _client("t-khoi-system", KHOI),
     "ba_dinh_admin": _user("t.badinh.admin", "ba-dinh", "admin"),
-    "ba_dinh_clerk": _user("t.badinh.clerk", "ba-dinh", "clerk", "officer", full_name="Vũ Thị Mai",
-                           position="Chuyên viên Ban Tổ chức Quận ủy"),
+    "ba_dinh_clerk": _user(
+        "t.badinh.clerk",
+        "ba-dinh",
+        "clerk",
+        "officer",
+        full_name="Vũ Thị Mai",
+        position="Chuyên viên Ban Tổ chức Quận ủy",
+    ),
     "ba_dinh_auditor": _user("t.badinh.auditor", "ba-dinh", "auditor"),
     "ba_dinh_system": _client("t-ba-dinh-system", "ba-dinh"),
     "ba_dinh_admin_system": _client("t-ba-dinh-admin-system", "ba-dinh", "admin"),
@@ -54,9 +61,17 @@ async def ensure_test_accounts(session) -> None:
     existing = set((await session.execute(select(Account.login))).scalars())
     for spec in ACCOUNTS.values():
         if spec.login not in existing:
-            session.add(Account(kind=spec.kind, login=spec.login, org_code=spec.org, roles=list(spec.roles),
-                                secret_hash=hash_secret(spec.secret), full_name=spec.full_name,
-                                position=spec.position))
+            session.add(
+                Account(
+                    kind=spec.kind,
+                    login=spec.login,
+                    org_code=spec.org,
+                    roles=list(spec.roles),
+                    secret_hash=hash_secret(spec.secret),
+                    full_name=spec.full_name,
+                    position=spec.position,
+                )
+            )
     await session.flush()
 
 

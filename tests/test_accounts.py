@@ -18,10 +18,14 @@ async def test_khoi_admin_creates_a_district_system_client_that_can_then_log_in(
     created = r.json()
     assert created["org_code"] == "dong-da" and created["login"].startswith("dong-da-") and created["secret"]
     async with db.sessions() as s:
-        stored = (await s.execute(select(Account.secret_hash).where(Account.id == uuid.UUID(created["id"])))).scalar_one()
+        stored = (
+            await s.execute(select(Account.secret_hash).where(Account.id == uuid.UUID(created["id"])))
+        ).scalar_one()
     assert stored.startswith("$argon2id$") and created["secret"] not in stored
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "client_credentials",
-                                                      "client_id": created["login"], "client_secret": created["secret"]})
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials", "client_id": created["login"], "client_secret": created["secret"]},
+    )
     assert r.status_code == 200
     # The secret is never shown again.
     r = await admin.get(f"{ACCOUNTS_URL}/{created['id']}")
@@ -30,11 +34,20 @@ async def test_khoi_admin_creates_a_district_system_client_that_can_then_log_in(
 
 async def test_district_admin_manages_only_its_own_committee(party):
     admin = await party("ba_dinh_admin")
-    r = await admin.post(ACCOUNTS_URL, json={"kind": "user", "org_code": "cau-giay", "username": "intruder",
-                                             "roles": ["clerk"]})
+    r = await admin.post(
+        ACCOUNTS_URL, json={"kind": "user", "org_code": "cau-giay", "username": "intruder", "roles": ["clerk"]}
+    )
     assert_problem(r, 403, "org_not_managed")
-    r = await admin.post(ACCOUNTS_URL, json={"kind": "user", "org_code": "ba-dinh", "username": "tran.van.b",
-                                             "roles": ["clerk"], "full_name": "Trần Văn B"})
+    r = await admin.post(
+        ACCOUNTS_URL,
+        json={
+            "kind": "user",
+            "org_code": "ba-dinh",
+            "username": "tran.van.b",
+            "roles": ["clerk"],
+            "full_name": "Trần Văn B",
+        },
+    )
     assert r.status_code == 201, r.text
     listed = (await admin.get(ACCOUNTS_URL)).json()["items"]
     assert listed and {a["org_code"] for a in listed} == {"ba-dinh"}
@@ -60,18 +73,25 @@ async def test_account_creation_validates_its_input(party):
     admin = await party("khoi_admin")
     cases = [
         ({"kind": "client", "org_code": "ba-dinh", "roles": ["officer"]}, 422, "role_not_allowed"),
-        ({"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"], "username": "chosen"}, 422,
-         "username_not_allowed"),
+        (
+            {"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"], "username": "chosen"},
+            422,
+            "username_not_allowed",
+        ),
         ({"kind": "user", "org_code": "ba-dinh", "roles": ["clerk"]}, 422, "username_required"),
-        ({"kind": "user", "org_code": "ba-dinh", "username": "x.officer", "roles": ["officer"]}, 422,
-         "officer_identity"),
-        ({"kind": "user", "org_code": "nowhere", "username": "someone", "roles": ["clerk"]}, 404,
-         "organization_not_found"),
-        ({"kind": "user", "org_code": "ba-dinh", "username": "Bad Name!", "roles": ["clerk"]}, 422,
-         "validation_error"),
+        (
+            {"kind": "user", "org_code": "ba-dinh", "username": "x.officer", "roles": ["officer"]},
+            422,
+            "officer_identity",
+        ),
+        (
+            {"kind": "user", "org_code": "nowhere", "username": "someone", "roles": ["clerk"]},
+            404,
+            "organization_not_found",
+        ),
+        ({"kind": "user", "org_code": "ba-dinh", "username": "Bad Name!", "roles": ["clerk"]}, 422, "validation_error"),
         ({"kind": "robot", "org_code": "ba-dinh", "roles": ["clerk"]}, 422, "validation_error"),
-        ({"kind": "user", "org_code": "ba-dinh", "username": "t.badinh.clerk", "roles": ["clerk"]}, 409,
-         "login_taken"),
+        ({"kind": "user", "org_code": "ba-dinh", "username": "t.badinh.clerk", "roles": ["clerk"]}, 409, "login_taken"),
     ]
     for body, status, code in cases:
         assert_problem(await admin.post(ACCOUNTS_URL, json=body), status, code)
@@ -79,8 +99,11 @@ async def test_account_creation_validates_its_input(party):
 
 async def test_an_admin_cannot_lock_themself_out(party):
     admin = await party("khoi_admin")
-    me = next(a for a in (await admin.get(ACCOUNTS_URL, params={"org_code": "khoi-cqtp", "limit": 200})).json()["items"]
-              if a["login"] == admin.spec.login)
+    me = next(
+        a
+        for a in (await admin.get(ACCOUNTS_URL, params={"org_code": "khoi-cqtp", "limit": 200})).json()["items"]
+        if a["login"] == admin.spec.login
+    )
     assert_problem(await admin.post(f"{ACCOUNTS_URL}/{me['id']}/disable"), 409, "cannot_disable_self")
 
 

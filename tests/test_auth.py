@@ -39,9 +39,17 @@ async def _account_id(login: str) -> uuid.UUID:
 async def _claims(name: str = "ba_dinh_system", **overrides) -> dict:
     spec = ACCOUNTS[name]
     now = int(time.time())
-    claims = {"iss": settings.token_issuer, "aud": settings.token_audience, "sub": str(await _account_id(spec.login)),
-              "org": spec.org, "roles": list(spec.roles), "token_use": "system" if spec.kind == "client" else "staff",
-              "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": str(await _account_id(spec.login)),
+        "org": spec.org,
+        "roles": list(spec.roles),
+        "token_use": "system" if spec.kind == "client" else "staff",
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+    }
     for k, v in overrides.items():
         if v is _DROP:
             claims.pop(k)
@@ -55,8 +63,12 @@ _DROP = object()
 
 def _sign(claims: dict, *, kid: str | None = None, pem: str | None = None, headers: dict | None = None) -> str:
     key = keystore.active
-    return jwt.encode(claims, pem or key.private_pem, algorithm="ES256",
-                      headers={"kid": kid or key.kid, "typ": "at+jwt", **(headers or {})})
+    return jwt.encode(
+        claims,
+        pem or key.private_pem,
+        algorithm="ES256",
+        headers={"kid": kid or key.kid, "typ": "at+jwt", **(headers or {})},
+    )
 
 
 async def _get_with(client, token: str):
@@ -73,8 +85,10 @@ def _assert_401(r):
 
 async def test_system_client_gets_a_token_with_client_credentials_and_reads_the_registry(client):
     spec = ACCOUNTS["ba_dinh_system"]
-    r = await client.post("/api/v1/auth/token", data={
-        "grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret})
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= 900
@@ -94,8 +108,9 @@ async def test_system_client_gets_a_token_with_client_credentials_and_reads_the_
 async def test_client_credentials_in_http_basic_are_accepted(client):
     spec = ACCOUNTS["cau_giay_system"]
     basic = base64.b64encode(f"{spec.login}:{spec.secret}".encode()).decode()
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "client_credentials"},
-                          headers={"Authorization": f"Basic {basic}"})
+    r = await client.post(
+        "/api/v1/auth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+    )
     assert r.status_code == 200, r.text
     assert jwt.get_unverified_claims(r.json()["access_token"])["org"] == "cau-giay"
 
@@ -103,9 +118,17 @@ async def test_client_credentials_in_http_basic_are_accepted(client):
 async def test_staff_user_logs_in_with_the_form_swagger_ui_sends(client):
     spec = ACCOUNTS["khoi_clerk"]
     # Swagger UI's OAuth2 password flow posts exactly this form (empty client fields, a scope).
-    r = await client.post("/api/v1/auth/token", data={
-        "grant_type": "password", "username": spec.login, "password": spec.secret, "scope": "",
-        "client_id": "", "client_secret": ""})
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "password",
+            "username": spec.login,
+            "password": spec.secret,
+            "scope": "",
+            "client_id": "",
+            "client_secret": "",
+        },
+    )
     assert r.status_code == 200, r.text
     claims = jwt.get_unverified_claims(r.json()["access_token"])
     assert claims["token_use"] == "staff" and claims["org"] == "khoi-cqtp"
@@ -123,44 +146,51 @@ async def test_openapi_declares_the_password_flow_for_swaggers_authorize_button(
 
 async def test_wrong_password_wrong_grant_and_client_using_password_grant_are_refused(client):
     spec = ACCOUNTS["khoi_clerk"]
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": spec.login,
-                                                      "password": "wrong"})
+    r = await client.post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": "wrong"}
+    )
     body = assert_problem(r, 401, "invalid_grant")
     assert body["error"] == "invalid_grant"
     r = await client.post("/api/v1/auth/token", data={"grant_type": "implicit"})
     assert_problem(r, 422, "unsupported_grant_type")
     system = ACCOUNTS["ba_dinh_system"]
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": system.login,
-                                                      "password": system.secret})
+    r = await client.post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": system.login, "password": system.secret}
+    )
     assert_problem(r, 401, "invalid_grant")
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "nobody",
-                                                      "password": "x"})
+    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "nobody", "password": "x"})
     assert_problem(r, 401, "invalid_grant")
 
 
 async def test_failed_logins_are_throttled_per_username(client):
     spec = ACCOUNTS["khoi_clerk"]
     for _ in range(settings.login_max_failures_per_username):
-        r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": spec.login,
-                                                          "password": "guess"})
+        r = await client.post(
+            "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": "guess"}
+        )
         assert r.status_code == 401
     # Now even the right password waits: the attacker cannot tell.
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": spec.login,
-                                                      "password": spec.secret})
+    r = await client.post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": spec.secret}
+    )
     assert_problem(r, 429, "login_throttled")
     assert int(r.headers["retry-after"]) > 0
 
 
 async def test_failed_logins_are_throttled_per_address_and_a_spoofed_forwarded_for_does_not_help(client):
     for i in range(settings.login_max_failures_per_address):
-        r = await client.post("/api/v1/auth/token",
-                              data={"grant_type": "password", "username": f"user{i}", "password": "guess"},
-                              headers={"X-Forwarded-For": f"10.0.0.{i}"})
+        r = await client.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "password", "username": f"user{i}", "password": "guess"},
+            headers={"X-Forwarded-For": f"10.0.0.{i}"},
+        )
         assert r.status_code == 401
     spec = ACCOUNTS["khoi_admin"]
-    r = await client.post("/api/v1/auth/token",
-                          data={"grant_type": "password", "username": spec.login, "password": spec.secret},
-                          headers={"X-Forwarded-For": "203.0.113.9"})
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "password", "username": spec.login, "password": spec.secret},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
     assert_problem(r, 429, "login_throttled")
 
 
@@ -189,8 +219,9 @@ async def test_hs256_signed_with_our_public_key_is_refused(client, encoding):
         secret = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
         secret = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    signing_input = f"{_segment({'alg': 'HS256', 'typ': 'at+jwt', 'kid': keystore.active.kid})}." \
-                    f"{_segment(await _claims())}"
+    signing_input = (
+        f"{_segment({'alg': 'HS256', 'typ': 'at+jwt', 'kid': keystore.active.kid})}.{_segment(await _claims())}"
+    )
     sig = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     _assert_401(await _get_with(client, f"{signing_input}.{_b64(sig)}"))
 
@@ -206,22 +237,39 @@ async def test_a_properly_signed_token_is_accepted(client):
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("overrides", [
-    {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 4000},
-    {"iat": int(time.time()) + 3600, "exp": int(time.time()) + 3900},
-    {"aud": "another-service"},
-    {"iss": "https://evil.example"},
-    {"iat": None},
-    {"exp": "x"},
-    {"iat": "1700000000"},
-    {"exp": int(time.time()) + 86400},
-    {"roles": "admin"},
-    {"sub": "not-a-uuid"},
-    {"org": "cau-giay"},
-    {"token_use": "staff"},
-    {"sub": str(uuid.uuid4())},
-], ids=["expired", "iat-ahead", "wrong-aud", "wrong-iss", "iat-null", "exp-string", "iat-string",
-        "lifetime-too-long", "roles-string", "sub-not-uuid", "org-mismatch", "token-use-mismatch", "unknown-sub"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 4000},
+        {"iat": int(time.time()) + 3600, "exp": int(time.time()) + 3900},
+        {"aud": "another-service"},
+        {"iss": "https://evil.example"},
+        {"iat": None},
+        {"exp": "x"},
+        {"iat": "1700000000"},
+        {"exp": int(time.time()) + 86400},
+        {"roles": "admin"},
+        {"sub": "not-a-uuid"},
+        {"org": "cau-giay"},
+        {"token_use": "staff"},
+        {"sub": str(uuid.uuid4())},
+    ],
+    ids=[
+        "expired",
+        "iat-ahead",
+        "wrong-aud",
+        "wrong-iss",
+        "iat-null",
+        "exp-string",
+        "iat-string",
+        "lifetime-too-long",
+        "roles-string",
+        "sub-not-uuid",
+        "org-mismatch",
+        "token-use-mismatch",
+        "unknown-sub",
+    ],
+)
 async def test_bad_claims_are_refused(client, overrides):
     _assert_401(await _get_with(client, _sign(await _claims(**overrides))))
 
@@ -234,20 +282,28 @@ async def test_unknown_or_injected_kid_is_refused(client, kid):
 
 
 async def test_a_token_without_the_access_token_type_is_refused(client):
-    token = jwt.encode(await _claims(), keystore.active.private_pem, algorithm="ES256",
-                       headers={"kid": keystore.active.kid, "typ": "JWT"})
+    token = jwt.encode(
+        await _claims(),
+        keystore.active.private_pem,
+        algorithm="ES256",
+        headers={"kid": keystore.active.kid, "typ": "JWT"},
+    )
     _assert_401(await _get_with(client, token))
 
 
-@pytest.mark.parametrize("token", [
-    "a.b.c.d.e",
-    "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d",
-    "not-a-token",
-    "....",
-    "x" * 100,
-    "eyJ.eyJ.sig",
-    "%00.%00.%00",
-], ids=["jwe-5-parts", "jwe-header", "garbage", "dots", "long-garbage", "truncated-json", "nul"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a.b.c.d.e",
+        "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d",
+        "not-a-token",
+        "....",
+        "x" * 100,
+        "eyJ.eyJ.sig",
+        "%00.%00.%00",
+    ],
+    ids=["jwe-5-parts", "jwe-header", "garbage", "dots", "long-garbage", "truncated-json", "nul"],
+)
 async def test_malformed_tokens_are_refused(client, token):
     _assert_401(await _get_with(client, token))
 
@@ -270,9 +326,14 @@ async def test_a_disabled_accounts_live_token_stops_working_at_once(client, part
     r = await admin.post(f"/api/v1/accounts/{account_id}/disable")
     assert r.status_code == 200 and r.json()["disabled"] is True
     _assert_401(await district.get(ORGS))
-    r = await client.post("/api/v1/auth/token", data={"grant_type": "client_credentials",
-                                                      "client_id": district.spec.login,
-                                                      "client_secret": district.spec.secret})
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": district.spec.login,
+            "client_secret": district.spec.secret,
+        },
+    )
     assert_problem(r, 401, "invalid_client")
     r = await admin.post(f"/api/v1/accounts/{account_id}/enable")
     assert r.status_code == 200 and r.json()["disabled"] is False

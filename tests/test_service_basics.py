@@ -17,8 +17,7 @@ async def test_health_is_open_and_cheap(client):
 
 async def test_readiness_is_503_while_the_database_is_unreachable_and_recovers_by_itself(client):
     assert (await client.get("/readyz")).status_code == 200
-    broken = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/unreachable",
-                                 connect_args={"timeout": 2})
+    broken = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/unreachable", connect_args={"timeout": 2})
     real = db.replace(broken)
     try:
         r = await client.get("/readyz")
@@ -34,9 +33,12 @@ async def test_service_recovers_when_the_database_drops_every_connection(client,
     caller = await party("ba_dinh_system")
     assert (await caller.get("/api/v1/organizations")).status_code == 200
     async with db.engine.connect() as conn:
-        await conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
     # Pooled connections are dead now; pre-ping replaces them without a restart.
     assert (await client.get("/readyz")).status_code == 200
     assert (await caller.get("/api/v1/organizations")).status_code == 200
@@ -61,8 +63,9 @@ async def test_unknown_paths_and_methods_are_problem_documents(client, party):
 
 async def test_an_oversized_body_is_refused_before_it_is_read(client):
     big = b"x" * (2 * 1024 * 1024)
-    r = await client.post("/api/v1/auth/token", content=big,
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        "/api/v1/auth/token", content=big, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert_problem(r, 413, "payload_too_large")
 
 
@@ -71,8 +74,9 @@ async def test_an_oversized_chunked_body_is_refused_while_streaming(client):
         for _ in range(40):
             yield b"y" * 65536
 
-    r = await client.post("/api/v1/auth/token", content=chunks(),
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        "/api/v1/auth/token", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert_problem(r, 413, "payload_too_large")
 
 

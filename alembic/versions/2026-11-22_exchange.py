@@ -92,15 +92,14 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("key", sa.String(255), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("response_status", sa.Integer(), nullable=True),
-        sa.Column("response_body", JSON, nullable=True),
-        sa.Column("locked_until", TS, nullable=False),
+        sa.Column("response_status", sa.Integer(), nullable=False),
+        sa.Column("response_body", JSON, nullable=False),
+        sa.Column("response_headers", JSON, nullable=False),
         sa.Column("created_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("account_id", "key", name="pk_idempotency_keys"),
-        sa.CheckConstraint("state IN ('in_progress', 'completed')", name="ck_idempotency_keys_state"),
     )
-    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+    op.create_index("ix_idempotency_keys_expires_at", "idempotency_keys", ["expires_at"])
 
 
 def downgrade() -> None:

@@ -43,10 +43,17 @@ class Account(SQLModel, table=True):
 
 
 class AccountCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
     kind: AccountKind
     org_code: str = Field(max_length=64)
-    username: str | None = Field(default=None, min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$",
-                                 description="staff users only; system clients get a generated client_id")
+    username: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$",
+        description="staff users only; system clients get a generated client_id",
+    )
     roles: list[Role] = Field(min_length=1, max_length=4)
     full_name: Name | None = Field(default=None, max_length=200)
     position: Name | None = Field(default=None, max_length=200)
@@ -70,8 +77,17 @@ class AccountPublic(BaseModel):
 
     @classmethod
     def of(cls, a: Account) -> "AccountPublic":
-        return cls(id=a.id, kind=a.kind, login=a.login, org_code=a.org_code, roles=a.roles, full_name=a.full_name,
-                   position=a.position, disabled=a.disabled_at is not None, created_at=a.created_at)
+        return cls(
+            id=a.id,
+            kind=a.kind,
+            login=a.login,
+            org_code=a.org_code,
+            roles=a.roles,
+            full_name=a.full_name,
+            position=a.position,
+            disabled=a.disabled_at is not None,
+            created_at=a.created_at,
+        )
 
 
 class AccountCreated(AccountPublic):

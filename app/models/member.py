@@ -57,6 +57,8 @@ class Member(SQLModel, table=True):
 class MemberUpsert(BaseModel):
     """What the Khối sends to create or update a member (PUT is idempotent)."""
 
+    model_config = {"extra": "forbid"}
+
     full_name: Name = Field(max_length=200)
     birth_date: date
     citizen_id: str | None = Field(default=None, pattern=CITIZEN_ID_PATTERN)

@@ -46,8 +46,7 @@ class Notice(SQLModel, table=True):
     # seq orders notices; on PostgreSQL tx (the inserting transaction id) orders them by commit visibility.
     seq: int | None = sm.Field(
         default=None,
-        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                            autoincrement=True),
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     )
     id: uuid.UUID = sm.Field(default_factory=uuid.uuid4, unique=True)
     tx: int = sm.Field(default=0, sa_type=sa.BigInteger)
@@ -184,7 +183,8 @@ class _NoticeIn(BaseModel):
 
     member_card_no: str = Field(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")
     recipient_org: str | None = Field(
-        default=None, max_length=64,
+        default=None,
+        max_length=64,
         description="optional: derived by the service (the member's district, or the Khối); if given it must match",
     )
 
@@ -226,8 +226,13 @@ class NoticeCorrectedNotice(_NoticeIn):
 
 
 NoticeCreate = Annotated[
-    MemberIntroducedNotice | MemberResidenceChangedNotice | FeedbackRequestedNotice | ViolationReportedNotice
-    | DisciplineDecidedNotice | InfoRequestedNotice | NoticeCorrectedNotice,
+    MemberIntroducedNotice
+    | MemberResidenceChangedNotice
+    | FeedbackRequestedNotice
+    | ViolationReportedNotice
+    | DisciplineDecidedNotice
+    | InfoRequestedNotice
+    | NoticeCorrectedNotice,
     Field(discriminator="kind"),
 ]
 
@@ -291,7 +296,12 @@ class NoticePublic(BaseModel):
 
 class NoticesPublic(BaseModel):
     items: list[NoticePublic]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        default=None,
+        description="send it back to continue after the last item; present even on the last page, "
+        "so a system that pulls every minute resumes where it stopped (null only before anything was ever returned)",
+    )
+    has_more: bool = Field(default=False, description="true when more items are ready now")
 
 
 class NoticeDetail(NoticePublic):

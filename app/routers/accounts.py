@@ -16,19 +16,34 @@ router = APIRouter(prefix="/api/v1/accounts", tags=["Quản trị tài khoản"]
 _ERRORS = {401: {"description": "Chưa xác thực"}, 403: {"description": "Không phải quản trị viên của tổ chức"}}
 
 _CREATE_EXAMPLES = {
-    "system": {"summary": "Tài khoản hệ thống của Quận ủy Ba Đình",
-               "value": {"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"]}},
-    "officer": {"summary": "Cán bộ chịu trách nhiệm về tài liệu",
-                "value": {"kind": "user", "org_code": "khoi-cqtp", "username": "nguyen.thi.lan",
-                          "roles": ["clerk", "officer"], "full_name": "Nguyễn Thị Lan",
-                          "position": "Phó Trưởng Ban Tổ chức"}},
+    "system": {
+        "summary": "Tài khoản hệ thống của Quận ủy Ba Đình",
+        "value": {"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"]},
+    },
+    "officer": {
+        "summary": "Cán bộ chịu trách nhiệm về tài liệu",
+        "value": {
+            "kind": "user",
+            "org_code": "khoi-cqtp",
+            "username": "nguyen.thi.lan",
+            "roles": ["clerk", "officer"],
+            "full_name": "Nguyễn Thị Lan",
+            "position": "Phó Trưởng Ban Tổ chức",
+        },
+    },
 }
 
 
-@router.post("", response_model=AccountCreated, status_code=201, summary="Tạo tài khoản (mật khẩu chỉ hiện một lần)",
-             responses={**_ERRORS, 409: {"description": "Tên đăng nhập đã có"}})
+@router.post(
+    "",
+    response_model=AccountCreated,
+    status_code=201,
+    summary="Tạo tài khoản (mật khẩu chỉ hiện một lần)",
+    responses={**_ERRORS, 409: {"description": "Tên đăng nhập đã có"}},
+)
 async def create_account(
-    session: SessionDep, admin: Admin,
+    session: SessionDep,
+    admin: Admin,
     data: Annotated[AccountCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
 ) -> AccountCreated:
     account, secret = await svc.create_account(session=session, data=data, actor=admin)
@@ -37,35 +52,52 @@ async def create_account(
 
 @router.get("", response_model=AccountsPublic, summary="Danh sách tài khoản quản lý được", responses=_ERRORS)
 async def list_accounts(
-    session: SessionDep, admin: Admin,
+    session: SessionDep,
+    admin: Admin,
     org_code: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
 ) -> AccountsPublic:
     after = decode_cursor(cursor, str)
-    items = await svc.list_accounts(session=session, principal=admin, org_code=org_code,
-                                    after=after[0] if after else None, limit=limit + 1)
+    items = await svc.list_accounts(
+        session=session, principal=admin, org_code=org_code, after=after[0] if after else None, limit=limit + 1
+    )
     more = len(items) > limit
     items = items[:limit]
-    return AccountsPublic(items=[AccountPublic.of(a) for a in items],
-                          next_cursor=encode_cursor(items[-1].login) if more else None)
+    return AccountsPublic(
+        items=[AccountPublic.of(a) for a in items], next_cursor=encode_cursor(items[-1].login) if more else None
+    )
 
 
-@router.get("/{account_id}", response_model=AccountPublic, summary="Một tài khoản",
-            responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}})
+@router.get(
+    "/{account_id}",
+    response_model=AccountPublic,
+    summary="Một tài khoản",
+    responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
+)
 async def get_account(session: SessionDep, admin: Admin, account_id: uuid.UUID) -> AccountPublic:
     return AccountPublic.of(await svc.get_account(session=session, principal=admin, account_id=account_id))
 
 
-@router.post("/{account_id}/disable", response_model=AccountPublic,
-             summary="Khóa tài khoản (mã truy cập mất hiệu lực ngay)", responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}})
+@router.post(
+    "/{account_id}/disable",
+    response_model=AccountPublic,
+    summary="Khóa tài khoản (mã truy cập mất hiệu lực ngay)",
+    responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
+)
 async def disable_account(session: SessionDep, admin: Admin, account_id: uuid.UUID) -> AccountPublic:
-    return AccountPublic.of(await svc.set_disabled(session=session, principal=admin, account_id=account_id,
-                                                   disabled=True))
+    return AccountPublic.of(
+        await svc.set_disabled(session=session, principal=admin, account_id=account_id, disabled=True)
+    )
 
 
-@router.post("/{account_id}/enable", response_model=AccountPublic, summary="Mở khóa tài khoản",
-             responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}})
+@router.post(
+    "/{account_id}/enable",
+    response_model=AccountPublic,
+    summary="Mở khóa tài khoản",
+    responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
+)
 async def enable_account(session: SessionDep, admin: Admin, account_id: uuid.UUID) -> AccountPublic:
-    return AccountPublic.of(await svc.set_disabled(session=session, principal=admin, account_id=account_id,
-                                                   disabled=False))
+    return AccountPublic.of(
+        await svc.set_disabled(session=session, principal=admin, account_id=account_id, disabled=False)
+    )

@@ -31,10 +31,12 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 @router.post(
-    "/api/v1/auth/token", response_model=TokenResponse, summary="Cấp mã truy cập (OAuth2)",
+    "/api/v1/auth/token",
+    response_model=TokenResponse,
+    summary="Cấp mã truy cập (OAuth2)",
     description="`grant_type=password` cho cán bộ (nút Authorize của Swagger UI); "
-                "`grant_type=client_credentials` cho hệ thống của quận/huyện (client_id và client_secret trong "
-                "form hoặc HTTP Basic). Mã truy cập có hiệu lực tối đa 15 phút.",
+    "`grant_type=client_credentials` cho hệ thống của quận/huyện (client_id và client_secret trong "
+    "form hoặc HTTP Basic). Mã truy cập có hiệu lực tối đa 15 phút.",
     responses={401: {"description": "Sai thông tin đăng nhập"}, 429: {"description": "Đăng nhập sai quá nhiều lần"}},
 )
 async def issue_token(
@@ -53,10 +55,12 @@ async def issue_token(
         basic = _basic_credentials(request)
         kind, login, secret = AccountKind.client, *(basic or (client_id, client_secret))
     else:
-        raise Unprocessable("grant_type phải là 'password' hoặc 'client_credentials'.", code="unsupported_grant_type",
-                            extra={"error": "unsupported_grant_type"})
-    account = await auth.login(session=session, kind=kind, login=login, secret=secret,
-                               address=client_address(request))
+        raise Unprocessable(
+            "grant_type phải là 'password' hoặc 'client_credentials'.",
+            code="unsupported_grant_type",
+            extra={"error": "unsupported_grant_type"},
+        )
+    account = await auth.login(session=session, kind=kind, login=login, secret=secret, address=client_address(request))
     token, ttl = auth.token_for(account)
     return TokenResponse(access_token=token, expires_in=ttl)
 

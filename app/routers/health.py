@@ -18,8 +18,12 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, summary="Sẵn sàng phục vụ (cơ sở dữ liệu truy cập được)",
-            responses={503: {"model": Health, "description": "Cơ sở dữ liệu không truy cập được"}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Sẵn sàng phục vụ (cơ sở dữ liệu truy cập được)",
+    responses={503: {"model": Health, "description": "Cơ sở dữ liệu không truy cập được"}},
+)
 async def readyz() -> Health | JSONResponse:
     if await db.ping():
         return Health(status="ready")

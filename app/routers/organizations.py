@@ -22,8 +22,12 @@ async def list_organizations(
     return OrganizationsPublic(items=[svc.to_public(o) for o in orgs])
 
 
-@router.get("/{code}", response_model=OrganizationPublic, summary="Một tổ chức đảng theo mã",
-            responses={404: {"description": "Không có tổ chức này"}})
+@router.get(
+    "/{code}",
+    response_model=OrganizationPublic,
+    summary="Một tổ chức đảng theo mã",
+    responses={404: {"description": "Không có tổ chức này"}},
+)
 async def get_organization(
     session: SessionDep,
     _principal: CurrentPrincipal,

@@ -29,8 +29,9 @@ async def create_account(*, session: AsyncSession, data: AccountCreate, actor: P
         raise Unprocessable("Chỉ Đảng ủy Khối và các quận/huyện/thị ủy có tài khoản trao đổi.", code="org_not_party")
     if data.kind == AccountKind.client:
         if data.username:
-            raise Unprocessable("Tài khoản hệ thống không đặt tên đăng nhập; client_id được tạo tự động.",
-                                code="username_not_allowed")
+            raise Unprocessable(
+                "Tài khoản hệ thống không đặt tên đăng nhập; client_id được tạo tự động.", code="username_not_allowed"
+            )
         if Role.officer in data.roles:
             raise Unprocessable("Vai trò officer chỉ dành cho cán bộ, không cho hệ thống.", code="role_not_allowed")
         login = f"{org.code}-{secrets.token_hex(6)}"
@@ -41,9 +42,16 @@ async def create_account(*, session: AsyncSession, data: AccountCreate, actor: P
             raise Unprocessable("Cán bộ chịu trách nhiệm (officer) cần họ tên và chức vụ.", code="officer_identity")
         login = data.username
     secret = new_secret()
-    account = Account(kind=data.kind.value, login=login, org_code=org.code, secret_hash=hash_secret(secret),
-                      roles=[r.value for r in data.roles], full_name=data.full_name, position=data.position,
-                      created_by=actor.account_id if actor else None)
+    account = Account(
+        kind=data.kind.value,
+        login=login,
+        org_code=org.code,
+        secret_hash=hash_secret(secret),
+        roles=[r.value for r in data.roles],
+        full_name=data.full_name,
+        position=data.position,
+        created_by=actor.account_id if actor else None,
+    )
     session.add(account)
     try:
         async with session.begin_nested():
@@ -60,8 +68,9 @@ def _visible_accounts(principal: Principal):
     return stmt
 
 
-async def list_accounts(*, session: AsyncSession, principal: Principal, org_code: str | None, after: str | None,
-                        limit: int) -> list[Account]:
+async def list_accounts(
+    *, session: AsyncSession, principal: Principal, org_code: str | None, after: str | None, limit: int
+) -> list[Account]:
     """Accounts the admin may manage, by login."""
     stmt = _visible_accounts(principal).order_by(Account.login).limit(limit)
     if org_code:
@@ -80,8 +89,9 @@ async def get_account(*, session: AsyncSession, principal: Principal, account_id
     return account
 
 
-async def set_disabled(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID,
-                       disabled: bool) -> Account:
+async def set_disabled(
+    *, session: AsyncSession, principal: Principal, account_id: uuid.UUID, disabled: bool
+) -> Account:
     """Disable or re-enable; a disabled account's live tokens stop working at once."""
     account = await get_account(session=session, principal=principal, account_id=account_id)
     if account.id == principal.account_id and disabled:

@@ -19,8 +19,10 @@ TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"
 
 
 def throttle_keys(login: str, address: str) -> list[tuple[str, int]]:
-    return [(f"login:{login.casefold()[:100]}", settings.login_max_failures_per_username),
-            (f"addr:{address[:64]}", settings.login_max_failures_per_address)]
+    return [
+        (f"login:{login.casefold()[:100]}", settings.login_max_failures_per_username),
+        (f"addr:{address[:64]}", settings.login_max_failures_per_address),
+    ]
 
 
 async def check_throttle(*, session: AsyncSession, keys: list[tuple[str, int]]) -> None:
@@ -32,8 +34,9 @@ async def check_throttle(*, session: AsyncSession, keys: list[tuple[str, int]]) 
     for row in rows:
         if row.failures >= limits[row.key] and row.window_started_at + window > now:
             retry = int((row.window_started_at + window - now).total_seconds()) + 1
-            raise TooManyRequests("Đăng nhập sai quá nhiều lần, vui lòng thử lại sau.", retry_after=retry,
-                                  code="login_throttled")
+            raise TooManyRequests(
+                "Đăng nhập sai quá nhiều lần, vui lòng thử lại sau.", retry_after=retry, code="login_throttled"
+            )
 
 
 async def record_failure(*, session: AsyncSession, keys: list[tuple[str, int]]) -> None:
@@ -70,8 +73,9 @@ async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, 
     return account
 
 
-async def login(*, session: AsyncSession, kind: AccountKind, login: str | None, secret: str | None,
-                address: str) -> Account:
+async def login(
+    *, session: AsyncSession, kind: AccountKind, login: str | None, secret: str | None, address: str
+) -> Account:
     """Check throttling and credentials; a failure is counted (and committed) before the 401."""
     if not login or not secret:
         raise InvalidCredentials("Thiếu tên đăng nhập hoặc mật khẩu.", oauth_error="invalid_request")
@@ -91,21 +95,31 @@ async def login(*, session: AsyncSession, kind: AccountKind, login: str | None, 
 
 
 def token_for(account: Account) -> tuple[str, int]:
-    return issue_token(account_id=account.id, org=account.org_code, roles=account.roles,
-                       token_use=TOKEN_USE[account.kind])
+    return issue_token(
+        account_id=account.id, org=account.org_code, roles=account.roles, token_use=TOKEN_USE[account.kind]
+    )
 
 
 async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -> Principal:
     """The caller behind verified claims: the account must still exist, be enabled and match the token."""
-    row = (await session.execute(
-        select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind)
-        .join(Organization, Organization.code == Account.org_code)
-        .where(and_(Account.id == claims.sub, Account.disabled_at.is_(None)))
-    )).first()
+    row = (
+        await session.execute(
+            select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind)
+            .join(Organization, Organization.code == Account.org_code)
+            .where(and_(Account.id == claims.sub, Account.disabled_at.is_(None)))
+        )
+    ).first()
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
     login, kind, org_code, roles, org_kind = row
     if org_code != claims.org or TOKEN_USE.get(kind) != claims.token_use:
         raise Unauthorized("Mã truy cập không khớp với tài khoản.", code="invalid_token")
-    return Principal(account_id=claims.sub, login=login, org_code=org_code, org_kind=org_kind,
-                     roles=frozenset(roles), token_use=claims.token_use, jti=claims.jti)
+    return Principal(
+        account_id=claims.sub,
+        login=login,
+        org_code=org_code,
+        org_kind=org_kind,
+        roles=frozenset(roles),
+        token_use=claims.token_use,
+        jti=claims.jti,
+    )

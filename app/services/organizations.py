@@ -42,8 +42,9 @@ async def load_registry(*, session: AsyncSession, entries: list[dict] | None = N
 
 
 def to_public(org: Organization) -> OrganizationPublic:
-    return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}),
-                              active=org.is_active(date.today()))
+    return OrganizationPublic(
+        **org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(date.today())
+    )
 
 
 async def list_organizations(*, session: AsyncSession, kind: str | None, active_only: bool) -> list[Organization]:

@@ -1,0 +1,106 @@
+"""Members: the Khối writes; each side reads its scope."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Response
+
+from app.config import settings
+from app.deps import SessionDep, Worker
+from app.models.member import CARD_NO_PATTERN, MemberPublic, MembersPublic, MemberUpsert, ResidenceStatus
+from app.pagination import decode_cursor, encode_cursor
+from app.services import members as svc
+
+router = APIRouter(prefix="/api/v1/members", tags=["Đảng viên"])
+
+CardNo = Annotated[str, Path(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên", examples=["01234567"])]
+
+_EXAMPLE = {
+    "member": {
+        "summary": "Đảng viên công tác tại Sở Tư pháp, cư trú tại phường Kim Mã",
+        "value": {
+            "full_name": "Nguyễn Văn An",
+            "birth_date": "1985-04-12",
+            "citizen_id": "001085012345",
+            "workplace_unit_code": "so-tu-phap",
+            "workplace_unit_name": "Đảng bộ Sở Tư pháp",
+            "residence_org": "ba-dinh",
+            "residence_ward": "Phường Kim Mã",
+            "residence_address": "Số 12 ngõ 5 Kim Mã",
+            "residence_since": "2020-06-01",
+            "residence_status": "introduced",
+        },
+    }
+}
+
+
+@router.get(
+    "",
+    response_model=MembersPublic,
+    summary="Tìm đảng viên trong phạm vi của tổ chức",
+    description="Tìm theo họ tên có hoặc không dấu (`q=nguyen van an`), số thẻ, phường/xã.",
+)
+async def search_members(
+    session: SessionDep,
+    principal: Worker,
+    q: Annotated[str | None, Query(max_length=100, description="họ tên, có hoặc không dấu")] = None,
+    card_no: Annotated[str | None, Query(pattern=CARD_NO_PATTERN)] = None,
+    ward: Annotated[str | None, Query(max_length=120)] = None,
+    residence_org: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[ResidenceStatus | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+) -> MembersPublic:
+    after = decode_cursor(cursor, str)
+    rows = await svc.search_members(
+        session=session,
+        principal=principal,
+        q=q,
+        card_no=card_no,
+        ward=ward,
+        residence_org=residence_org,
+        status=status.value if status else None,
+        after=after[0] if after else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MembersPublic(
+        items=[MemberPublic.model_validate(m, from_attributes=True) for m in rows],
+        next_cursor=encode_cursor(rows[-1].party_card_no) if more else None,
+    )
+
+
+@router.get(
+    "/{party_card_no}",
+    response_model=MemberPublic,
+    summary="Hồ sơ một đảng viên",
+    responses={404: {"description": "Không có trong phạm vi của tổ chức"}},
+)
+async def get_member(session: SessionDep, principal: Worker, party_card_no: CardNo) -> MemberPublic:
+    member = await svc.get_member(session=session, principal=principal, card_no=party_card_no)
+    return MemberPublic.model_validate(member, from_attributes=True)
+
+
+@router.put(
+    "/{party_card_no}",
+    response_model=MemberPublic,
+    summary="Tạo hoặc cập nhật đảng viên (Đảng ủy Khối)",
+    description="Gửi lại cùng nội dung không thay đổi gì. Đổi quận/huyện cư trú sẽ tự động gửi thông báo "
+    "`member.residence_changed` cho cả nơi cũ và nơi mới.",
+    responses={
+        201: {"model": MemberPublic, "description": "Đã tạo"},
+        403: {"description": "Chỉ Đảng ủy Khối"},
+        422: {"description": "Dữ liệu không hợp lệ"},
+    },
+)
+async def put_member(
+    response: Response,
+    session: SessionDep,
+    principal: Worker,
+    party_card_no: CardNo,
+    data: Annotated[MemberUpsert, Body(openapi_examples=_EXAMPLE)],
+) -> MemberPublic:
+    member, created = await svc.upsert_member(session=session, principal=principal, card_no=party_card_no, data=data)
+    if created:
+        response.status_code = 201
+    return MemberPublic.model_validate(member, from_attributes=True)

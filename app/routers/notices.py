@@ -1,0 +1,322 @@
+"""Notices: push, pull incrementally, read, acknowledge, reply."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.config import settings
+from app.deps import SessionDep, Worker
+from app.models.member import CARD_NO_PATTERN
+from app.models.notice import (
+    NoticeCreate,
+    NoticeDetail,
+    NoticeKind,
+    NoticePublic,
+    NoticesPublic,
+    NoticeStatus,
+    ReplyCreate,
+)
+from app.pagination import decode_cursor, encode_cursor
+from app.services import idempotency
+from app.services import notices as svc
+
+router = APIRouter(prefix="/api/v1/notices", tags=["Thông báo"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="cùng khóa và cùng nội dung: trả lại đúng phản hồi lần đầu, không tạo bản ghi thứ hai",
+    ),
+]
+
+_NOT_FOUND = {404: {"description": "Không có, hoặc không phải thông báo của tổ chức"}}
+_WRITE_ERRORS = {
+    403: {"description": "Không được gửi loại/chiều thông báo này"},
+    404: {"description": "Đảng viên hoặc thông báo không thuộc phạm vi"},
+    409: {"description": "Trùng Idempotency-Key đang xử lý, hoặc xung đột trạng thái"},
+    422: {"description": "Dữ liệu không hợp lệ hoặc Idempotency-Key dùng cho nội dung khác"},
+}
+
+_PUSH_EXAMPLES = {
+    "introduced": {
+        "summary": "Khối giới thiệu đảng viên về nơi cư trú",
+        "value": {
+            "kind": "member.introduced",
+            "member_card_no": "01234567",
+            "payload": {
+                "letter_no": "125-GGT/ĐUK",
+                "issued_on": "2026-11-02",
+                "ward": "Phường Kim Mã",
+                "address": "Số 12 ngõ 5 Kim Mã",
+                "residential_group": "Tổ dân phố số 7",
+            },
+        },
+    },
+    "feedback_requested": {
+        "summary": "Khối xin ý kiến nhận xét nơi cư trú",
+        "value": {
+            "kind": "feedback.requested",
+            "member_card_no": "01234567",
+            "payload": {"year": 2026, "due_date": "2026-12-15", "note": "Phục vụ đánh giá, xếp loại cuối năm"},
+        },
+    },
+    "violation": {
+        "summary": "Cảnh báo sớm dấu hiệu vi phạm",
+        "value": {
+            "kind": "violation.reported",
+            "member_card_no": "01234567",
+            "payload": {
+                "summary": "Không tham gia sinh hoạt chi bộ nơi cư trú 3 kỳ liên tiếp",
+                "observed_on": "2026-10-30",
+                "severity": "medium",
+            },
+        },
+    },
+    "discipline": {
+        "summary": "Thông báo quyết định kỷ luật",
+        "value": {
+            "kind": "discipline.decided",
+            "member_card_no": "01234567",
+            "payload": {
+                "form": "reprimand",
+                "decision_no": "45-QĐ/ĐUK",
+                "decided_on": "2026-11-10",
+                "authority": "Ban Thường vụ Đảng ủy Khối",
+            },
+        },
+    },
+    "residence_changed": {
+        "summary": "Quận báo đảng viên đã chuyển nơi ở",
+        "value": {
+            "kind": "member.residence_changed",
+            "member_card_no": "01234567",
+            "payload": {"from_org": "ba-dinh", "to_org": "cau-giay", "moved_on": "2026-11-01"},
+        },
+    },
+    "info_requested": {
+        "summary": "Đề nghị cung cấp thông tin",
+        "value": {
+            "kind": "info.requested",
+            "member_card_no": "01234567",
+            "payload": {"question": "Đề nghị cho biết địa chỉ cư trú mới của đồng chí.", "due_date": "2026-12-01"},
+        },
+    },
+    "corrected": {
+        "summary": "Đính chính thông báo đã gửi",
+        "value": {
+            "kind": "notice.corrected",
+            "member_card_no": "01234567",
+            "supersedes": "3f1c2a9e-8d4b-4c1e-9a7f-2b6d5e4c3a21",
+            "payload": {
+                "reason": "Sai số giấy giới thiệu",
+                "corrected": {
+                    "letter_no": "126-GGT/ĐUK",
+                    "issued_on": "2026-11-02",
+                    "ward": "Phường Kim Mã",
+                    "address": "Số 12 ngõ 5 Kim Mã",
+                },
+            },
+        },
+    },
+}
+
+_REPLY_EXAMPLES = {
+    "accepted": {
+        "summary": "Quận xác nhận đã tiếp nhận",
+        "value": {
+            "kind": "member.accepted",
+            "payload": {"ward": "Phường Kim Mã", "cell": "Chi bộ Tổ dân phố số 7", "accepted_on": "2026-11-12"},
+        },
+    },
+    "not_accepted": {
+        "summary": "Quận báo không tiếp nhận",
+        "value": {
+            "kind": "member.not_accepted",
+            "payload": {"reason": "Đảng viên không cư trú tại địa chỉ đã giới thiệu"},
+        },
+    },
+    "feedback_given": {
+        "summary": "Chi bộ nơi cư trú gửi nhận xét",
+        "value": {
+            "kind": "feedback.given",
+            "payload": {
+                "year": 2026,
+                "cell": "Chi bộ Tổ dân phố số 7",
+                "reviewed_on": "2026-12-05",
+                "comments": "Gương mẫu thực hiện nghĩa vụ công dân, tích cực tham gia sinh hoạt nơi cư trú.",
+            },
+        },
+    },
+    "info_provided": {
+        "summary": "Trả lời đề nghị cung cấp thông tin",
+        "value": {
+            "kind": "info.provided",
+            "payload": {"answer": "Đồng chí đã chuyển đến phường Dịch Vọng từ tháng 10."},
+        },
+    },
+}
+
+
+def _location(result: NoticePublic) -> dict[str, str]:
+    return {"Location": f"/api/v1/notices/{result.id}"}
+
+
+@router.post(
+    "",
+    response_model=NoticePublic,
+    status_code=201,
+    summary="Gửi thông báo",
+    responses=_WRITE_ERRORS,
+    description="Bên gửi là tổ chức của tài khoản; bên nhận được xác định từ nơi cư trú của đảng viên "
+    "(Khối → quận/huyện) hoặc là Đảng ủy Khối (quận/huyện → Khối).",
+)
+async def push_notice(
+    request: Request,
+    session: SessionDep,
+    principal: Worker,
+    data: Annotated[NoticeCreate, Body(openapi_examples=_PUSH_EXAMPLES)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def produce() -> NoticePublic:
+        return svc.to_public(await svc.push(session=session, principal=principal, data=data))
+
+    return await idempotency.run(
+        session=session,
+        principal=principal,
+        key=idempotency_key,
+        status_code=201,
+        produce=produce,
+        request_fingerprint=idempotency.fingerprint("POST", request.url.path, await request.body()),
+        headers=_location,
+    )
+
+
+def _page(rows: list, limit: int, cursor: str | None) -> NoticesPublic:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return NoticesPublic(
+        items=[svc.to_public(n) for n, _ in rows],
+        has_more=more,
+        next_cursor=encode_cursor(*rows[-1][1]) if rows else cursor,
+    )
+
+
+def _filters(kind, member_card_no, status, since, overdue) -> svc.PullFilter:
+    return svc.PullFilter(
+        kind=kind.value if kind else None,
+        member_card_no=member_card_no,
+        status=status.value if status else None,
+        since=since,
+        overdue=overdue,
+    )
+
+
+Kind = Annotated[NoticeKind | None, Query(description="lọc theo loại thông báo")]
+Member = Annotated[str | None, Query(alias="member", pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")]
+Status = Annotated[NoticeStatus | None, Query()]
+Since = Annotated[datetime | None, Query(description="chỉ thông báo tạo từ thời điểm này (ISO 8601 có múi giờ)")]
+Overdue = Annotated[bool | None, Query(description="chỉ các yêu cầu đã quá hạn (true) hoặc chưa quá hạn (false)")]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor của trang trước")]
+Limit = Annotated[int, Query(ge=1, le=settings.page_size_max, description=f"tối đa {settings.page_size_max}")]
+
+
+@router.get(
+    "/inbox",
+    response_model=NoticesPublic,
+    summary="Nhận thông báo gửi đến tổ chức (theo con trỏ)",
+    description="Thứ tự ổn định; lưu `next_cursor` và lần sau gửi lại để nhận tiếp, không sót, không lặp. "
+    "Lần nhận đầu tiên ghi nhận thời điểm chuyển đến.",
+)
+async def inbox(
+    session: SessionDep,
+    principal: Worker,
+    kind: Kind = None,
+    member_card_no: Member = None,
+    status: Status = None,
+    since: Since = None,
+    overdue: Overdue = None,
+    cursor: Cursor = None,
+    limit: Limit = settings.page_size_default,
+) -> NoticesPublic:
+    rows = await svc.inbox(
+        session=session,
+        principal=principal,
+        after=decode_cursor(cursor, int, int),
+        filters=_filters(kind, member_card_no, status, since, overdue),
+        limit=limit + 1,
+    )
+    return _page(rows, limit, cursor)
+
+
+@router.get("/outbox", response_model=NoticesPublic, summary="Thông báo tổ chức đã gửi (theo con trỏ)")
+async def outbox(
+    session: SessionDep,
+    principal: Worker,
+    kind: Kind = None,
+    member_card_no: Member = None,
+    status: Status = None,
+    since: Since = None,
+    overdue: Overdue = None,
+    cursor: Cursor = None,
+    limit: Limit = settings.page_size_default,
+) -> NoticesPublic:
+    rows = await svc.outbox(
+        session=session,
+        principal=principal,
+        after=decode_cursor(cursor, int, int),
+        filters=_filters(kind, member_card_no, status, since, overdue),
+        limit=limit + 1,
+    )
+    return _page(rows, limit, cursor)
+
+
+@router.get(
+    "/{notice_id}", response_model=NoticeDetail, summary="Một thông báo và cả luồng trao đổi", responses=_NOT_FOUND
+)
+async def get_notice(session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticeDetail:
+    notice, thread = await svc.get_notice(session=session, principal=principal, notice_id=notice_id)
+    return NoticeDetail(**svc.to_public(notice).model_dump(), thread=[svc.to_public(n) for n in thread])
+
+
+@router.post(
+    "/{notice_id}/ack",
+    response_model=NoticePublic,
+    summary="Xác nhận đã nhận (bên nhận; gọi lại được)",
+    responses={**_NOT_FOUND, 403: {"description": "Không phải bên nhận"}},
+)
+async def acknowledge(session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticePublic:
+    return svc.to_public(await svc.acknowledge(session=session, principal=principal, notice_id=notice_id))
+
+
+@router.post(
+    "/{notice_id}/replies",
+    response_model=NoticePublic,
+    status_code=201,
+    summary="Trả lời trong cùng luồng (bên nhận)",
+    responses=_WRITE_ERRORS,
+)
+async def reply(
+    request: Request,
+    session: SessionDep,
+    principal: Worker,
+    notice_id: uuid.UUID,
+    data: Annotated[ReplyCreate, Body(openapi_examples=_REPLY_EXAMPLES)],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def produce() -> NoticePublic:
+        return svc.to_public(await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data))
+
+    return await idempotency.run(
+        session=session,
+        principal=principal,
+        key=idempotency_key,
+        status_code=201,
+        produce=produce,
+        request_fingerprint=idempotency.fingerprint("POST", request.url.path, await request.body()),
+        headers=_location,
+    )

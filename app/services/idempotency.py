@@ -1,0 +1,92 @@
+"""Idempotency-Key for creating calls (IETF httpapi draft), scoped to the calling account.
+
+The key's record is written in the same transaction as the change it guards, so a replay exists exactly when
+the change does. On PostgreSQL a transaction-level advisory lock on the key turns a concurrent duplicate into
+a 409 at once; on SQLite writers are serialised, so a duplicate waits and then replays.
+"""
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest, Conflict, Unprocessable
+from app.models.base import utcnow
+from app.models.idempotency import IdempotencyRecord
+from app.principal import Principal
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+REPLAY_HEADER = "Idempotent-Replayed"
+KEEP_FOR = timedelta(hours=24)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+def _lock_id(principal: Principal, key: str) -> int:
+    digest = hashlib.sha256(f"{principal.account_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def run(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    request_fingerprint: str,
+    status_code: int,
+    produce: Callable[[], Awaitable[BaseModel]],
+    headers: Callable[[BaseModel], dict[str, str]] | None = None,
+) -> JSONResponse:
+    """Run `produce` once per key: replay the first response for the same body, refuse another body."""
+    if key is None:
+        result = await produce()
+        return JSONResponse(
+            jsonable_encoder(result), status_code=status_code, headers=headers(result) if headers else None
+        )
+    if not _KEY.match(key):
+        raise BadRequest("Idempotency-Key phải gồm 1–255 ký tự ASCII in được.", code="invalid_idempotency_key")
+    if session.bind.dialect.name == "postgresql":
+        locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(principal, key))))
+        if not locked:
+            raise Conflict(
+                "Một yêu cầu khác cùng Idempotency-Key đang được xử lý.",
+                code="idempotency_in_progress",
+                headers={"Retry-After": "1"},
+            )
+    record = await session.get(IdempotencyRecord, (principal.account_id, key))
+    if record is not None:
+        if record.fingerprint != request_fingerprint:
+            raise Unprocessable(
+                "Idempotency-Key đã dùng cho một yêu cầu có nội dung khác.", code="idempotency_key_reused"
+            )
+        return JSONResponse(
+            record.response_body,
+            status_code=record.response_status,
+            headers={**record.response_headers, REPLAY_HEADER: "true"},
+        )
+    result = await produce()
+    body = jsonable_encoder(result)
+    extra = headers(result) if headers else {}
+    now = utcnow()
+    session.add(
+        IdempotencyRecord(
+            account_id=principal.account_id,
+            key=key,
+            fingerprint=request_fingerprint,
+            response_status=status_code,
+            response_body=body,
+            response_headers=extra,
+            created_at=now,
+            expires_at=now + KEEP_FOR,
+        )
+    )
+    await session.flush()
+    return JSONResponse(body, status_code=status_code, headers=extra)

@@ -1,0 +1,112 @@
+"""Members: the Khối keeps the records; each side reads its scope; residence moves notify both districts."""
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Forbidden, NotFound, Unprocessable
+from app.models.base import utcnow
+from app.models.member import Member, MemberUpsert
+from app.principal import Principal
+from app.services import notices
+from app.services.organizations import get_organization
+from app.services.scoping import members_visible_to
+from app.text import fold
+
+_FIELDS = (
+    "full_name",
+    "birth_date",
+    "citizen_id",
+    "workplace_unit_code",
+    "workplace_unit_name",
+    "residence_org",
+    "residence_ward",
+    "residence_address",
+    "residence_since",
+    "residence_status",
+    "residence_cell",
+    "status_reason",
+    "exemption_category",
+)
+
+
+async def get_member(*, session: AsyncSession, principal: Principal, card_no: str, for_update: bool = False) -> Member:
+    """A member in the caller's scope, or 404 (another committee's members do not exist for the caller)."""
+    stmt = select(Member).where(Member.party_card_no == card_no, members_visible_to(principal))
+    if for_update:
+        stmt = stmt.with_for_update()
+    member = (await session.execute(stmt)).scalar_one_or_none()
+    if member is None:
+        raise NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+    return member
+
+
+async def upsert_member(
+    *, session: AsyncSession, principal: Principal, card_no: str, data: MemberUpsert
+) -> tuple[Member, bool]:
+    """Create or update a member (Khối only); returns (member, created). A move notifies both districts."""
+    if not principal.is_khoi:
+        raise Forbidden("Chỉ Đảng ủy Khối cập nhật hồ sơ đảng viên.", code="khoi_only")
+    district = await get_organization(session=session, code=data.residence_org)
+    if district.kind != "district" or not district.is_active(date.today()):
+        raise Unprocessable("Nơi cư trú phải là một quận/huyện/thị ủy đang hoạt động.", code="not_a_district")
+    values = data.model_dump()
+    for key in ("residence_status", "exemption_category"):
+        if values[key] is not None:
+            values[key] = str(values[key].value if hasattr(values[key], "value") else values[key])
+    member = (
+        await session.execute(select(Member).where(Member.party_card_no == card_no).with_for_update())
+    ).scalar_one_or_none()
+    if member is None:
+        member = Member(
+            party_card_no=card_no, name_folded=fold(data.full_name), ward_folded=fold(data.residence_ward), **values
+        )
+        session.add(member)
+        await session.flush()
+        return member, True
+    changed = {k: v for k, v in values.items() if getattr(member, k) != v}
+    if not changed:
+        return member, False
+    old_district = member.residence_org
+    for key, value in changed.items():
+        setattr(member, key, value)
+    member.name_folded = fold(member.full_name)
+    member.ward_folded = fold(member.residence_ward)
+    member.version += 1
+    member.updated_at = utcnow()
+    await session.flush()
+    if "residence_org" in changed:
+        await notices.notify_residence_change(
+            session=session, principal=principal, member=member, from_org=old_district
+        )
+    return member, False
+
+
+async def search_members(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    q: str | None,
+    card_no: str | None,
+    ward: str | None,
+    residence_org: str | None,
+    status: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Member]:
+    """Members in scope, by card number; name and ward match with or without diacritics."""
+    stmt = select(Member).where(members_visible_to(principal)).order_by(Member.party_card_no).limit(limit)
+    if q:
+        stmt = stmt.where(Member.name_folded.contains(fold(q), autoescape=True))
+    if card_no:
+        stmt = stmt.where(Member.party_card_no == card_no)
+    if ward:
+        stmt = stmt.where(Member.ward_folded.contains(fold(ward), autoescape=True))
+    if residence_org:
+        stmt = stmt.where(Member.residence_org == residence_org)
+    if status:
+        stmt = stmt.where(Member.residence_status == status)
+    if after:
+        stmt = stmt.where(Member.party_card_no > after)
+    return list((await session.execute(stmt)).scalars())

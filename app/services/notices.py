@@ -1,0 +1,423 @@
+"""Notices: the exchange rules for push, pull, acknowledge and reply."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import case, exists, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.clock import today
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.models.base import utcnow
+from app.models.member import Member, ResidenceStatus
+from app.models.notice import FIELDS_BY_KIND, Notice, NoticeKind, NoticePublic, NoticeStatus
+from app.principal import Principal
+from app.services import members
+from app.services.organizations import KHOI_CODE, get_organization
+from app.services.scoping import notices_visible_to
+
+K = NoticeKind
+
+# Who may start which kind: the Khối introduces and asks for comments; districts accept and comment.
+KHOI_ONLY = {K.member_introduced, K.feedback_requested}
+DISTRICT_ONLY = {K.member_accepted, K.member_not_accepted, K.feedback_given}
+# Kinds that only ever answer an earlier notice (sent with POST /notices/{id}/replies).
+REPLY_ONLY = {K.member_accepted, K.member_not_accepted, K.feedback_given, K.info_provided}
+
+# For each kind, the kinds a recipient may reply with; ANSWERS mark the earlier notice answered.
+REPLIES: dict[NoticeKind, set[NoticeKind]] = {
+    K.member_introduced: {K.member_accepted, K.member_not_accepted, K.info_requested},
+    K.member_residence_changed: {K.member_accepted, K.member_not_accepted, K.info_requested},
+    K.feedback_requested: {K.feedback_given, K.info_requested},
+    K.info_requested: {K.info_provided},
+    K.violation_reported: {K.info_provided, K.info_requested},
+    K.discipline_decided: {K.info_requested},
+    K.member_accepted: {K.info_requested},
+    K.member_not_accepted: {K.info_requested},
+    K.feedback_given: {K.info_requested},
+    K.info_provided: {K.info_requested},
+    K.notice_corrected: {K.info_requested},
+}
+ANSWERS: dict[NoticeKind, set[NoticeKind]] = {
+    K.member_introduced: {K.member_accepted, K.member_not_accepted},
+    K.member_residence_changed: {K.member_accepted, K.member_not_accepted},
+    K.feedback_requested: {K.feedback_given},
+    K.info_requested: {K.info_provided},
+}
+
+# Dates that must not lie in the future, and dates that must not lie in the past.
+_NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_on", "decided_on"}
+_NOT_PAST = {"due_date"}
+
+
+def to_public(n: Notice) -> NoticePublic:
+    overdue = n.due_date is not None and n.status != NoticeStatus.answered and n.due_date < today()
+    return NoticePublic(
+        id=n.id,
+        kind=n.kind,
+        sender_org=n.sender_org,
+        recipient_org=n.recipient_org,
+        member_card_no=n.member_card_no,
+        thread_id=n.thread_id,
+        in_reply_to=n.in_reply_to,
+        supersedes=n.supersedes,
+        payload=n.payload,
+        due_date=n.due_date,
+        overdue=overdue,
+        status=n.status,
+        created_at=n.created_at,
+        delivered_at=n.delivered_at,
+        acknowledged_at=n.acknowledged_at,
+        answered_at=n.answered_at,
+    )
+
+
+def _check_dates(payload: BaseModel) -> None:
+    for name, value in payload:
+        if not isinstance(value, date):
+            continue
+        if name in _NOT_FUTURE and value > today():
+            raise Unprocessable(f"Ngày '{name}' không được ở tương lai.", code="date_in_future")
+        if name in _NOT_PAST and value < today():
+            raise Unprocessable(f"Hạn '{name}' đã qua.", code="due_date_in_past")
+
+
+async def _insert(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    kind: NoticeKind,
+    recipient: str,
+    member_card_no: str,
+    payload: dict[str, Any],
+    thread_id: uuid.UUID | None = None,
+    in_reply_to: uuid.UUID | None = None,
+    supersedes: uuid.UUID | None = None,
+    due_date: date | None = None,
+) -> Notice:
+    notice_id = uuid.uuid4()
+    notice = Notice(
+        id=notice_id,
+        kind=kind.value,
+        sender_org=principal.org_code,
+        recipient_org=recipient,
+        member_card_no=member_card_no,
+        thread_id=thread_id or notice_id,
+        in_reply_to=in_reply_to,
+        supersedes=supersedes,
+        payload=payload,
+        due_date=due_date,
+        created_by=principal.account_id,
+    )
+    # On PostgreSQL the inserting transaction's id orders pulls by commit visibility (see `_pull`).
+    notice.tx = func.txid_current() if session.bind.dialect.name == "postgresql" else 0
+    session.add(notice)
+    await session.flush()
+    return notice
+
+
+async def push(*, session: AsyncSession, principal: Principal, data: Any) -> Notice:
+    """Push a notice from the caller's committee about a member in both sides' scope."""
+    kind = K(data.kind)
+    if kind in REPLY_ONLY:
+        raise Unprocessable(
+            "Loại thông báo này là trả lời: gửi qua POST /api/v1/notices/{id}/replies.", code="reply_required"
+        )
+    if kind in KHOI_ONLY and not principal.is_khoi:
+        raise Forbidden("Chỉ Đảng ủy Khối gửi loại thông báo này.", code="direction_not_allowed")
+    member = await members.get_member(session=session, principal=principal, card_no=data.member_card_no)
+    recipient = member.residence_org if principal.is_khoi else KHOI_CODE
+    if data.recipient_org is not None and data.recipient_org != recipient:
+        raise Unprocessable(
+            f"Nơi nhận phải là '{recipient}' (bên còn lại của đảng viên này).", code="recipient_mismatch"
+        )
+    _check_dates(data.payload)
+    payload = data.payload.model_dump(mode="json", exclude_none=True)
+    if kind == K.member_residence_changed:
+        await _check_move(session=session, principal=principal, member=member, fields=data.payload)
+    if kind == K.notice_corrected:
+        return await _correct(session=session, principal=principal, data=data, member=member)
+    return await _insert(
+        session=session,
+        principal=principal,
+        kind=kind,
+        recipient=recipient,
+        member_card_no=member.party_card_no,
+        payload=payload,
+        due_date=getattr(data.payload, "due_date", None),
+    )
+
+
+async def _check_move(*, session: AsyncSession, principal: Principal, member: Member, fields: Any) -> None:
+    district = member.residence_org
+    if fields.from_org != district:
+        raise Unprocessable(
+            f"from_org phải là nơi cư trú hiện tại của đảng viên ('{district}').", code="residence_mismatch"
+        )
+    target = await get_organization(session=session, code=fields.to_org)
+    if target.kind != "district":
+        raise Unprocessable("to_org phải là một quận/huyện/thị ủy.", code="not_a_district")
+
+
+async def _correct(*, session: AsyncSession, principal: Principal, data: Any, member: Member) -> Notice:
+    original = await get_visible(session=session, principal=principal, notice_id=data.supersedes)
+    if original.sender_org != principal.org_code:
+        raise Forbidden("Chỉ bên đã gửi thông báo mới được đính chính.", code="not_sender")
+    if original.member_card_no != member.party_card_no:
+        raise Unprocessable("Đảng viên của thông báo đính chính phải trùng thông báo gốc.", code="member_mismatch")
+    superseded = await session.scalar(select(exists().where(Notice.supersedes == original.id)))
+    if superseded:
+        raise Conflict("Thông báo này đã được đính chính; hãy đính chính bản mới nhất.", code="already_superseded")
+    base_kind = (
+        K(original.payload.get("original_kind", original.kind))
+        if original.kind == K.notice_corrected
+        else K(original.kind)
+    )
+    try:
+        corrected = FIELDS_BY_KIND[base_kind].model_validate(data.payload.corrected)
+    except ValidationError as exc:
+        fields = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})) or "corrected"
+        raise Unprocessable(
+            f"Nội dung đính chính không đúng cấu trúc của '{base_kind.value}': {fields}.", code="invalid_correction"
+        ) from None
+    _check_dates(corrected)
+    payload = {
+        "reason": data.payload.reason,
+        "original_kind": base_kind.value,
+        "corrected": corrected.model_dump(mode="json", exclude_none=True),
+    }
+    return await _insert(
+        session=session,
+        principal=principal,
+        kind=K.notice_corrected,
+        recipient=original.recipient_org,
+        member_card_no=original.member_card_no,
+        payload=payload,
+        thread_id=original.thread_id,
+        supersedes=original.id,
+    )
+
+
+async def notify_residence_change(
+    *, session: AsyncSession, principal: Principal, member: Member, from_org: str
+) -> list[Notice]:
+    """The Khối moved a member: the old and the new district each get a residence-change notice."""
+    payload = {
+        "from_org": from_org,
+        "to_org": member.residence_org,
+        "new_ward": member.residence_ward,
+        "new_address": member.residence_address,
+        "moved_on": member.residence_since.isoformat(),
+    }
+    return [
+        await _insert(
+            session=session,
+            principal=principal,
+            kind=K.member_residence_changed,
+            recipient=district,
+            member_card_no=member.party_card_no,
+            payload=payload,
+        )
+        for district in (from_org, member.residence_org)
+    ]
+
+
+async def get_visible(
+    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, for_update: bool = False
+) -> Notice:
+    """A notice the caller sent or received, or 404: others' notices do not exist for the caller."""
+    stmt = select(Notice).where(Notice.id == notice_id, notices_visible_to(principal))
+    if for_update:
+        stmt = stmt.with_for_update()
+    notice = (await session.execute(stmt)).scalar_one_or_none()
+    if notice is None:
+        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
+    return notice
+
+
+async def _mark_delivered(session: AsyncSession, notices: list[Notice]) -> None:
+    """The recipient has now seen these: record the first delivery, in one statement."""
+    pending = [n for n in notices if n.delivered_at is None]
+    if not pending:
+        return
+    now = utcnow()
+    await session.execute(
+        update(Notice)
+        .where(Notice.id.in_([n.id for n in pending]), Notice.delivered_at.is_(None))
+        .values(
+            delivered_at=now,
+            status=case((Notice.status == NoticeStatus.sent.value, NoticeStatus.delivered.value), else_=Notice.status),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    for n in pending:
+        set_committed_value(n, "delivered_at", now)
+        if n.status == NoticeStatus.sent:
+            set_committed_value(n, "status", NoticeStatus.delivered.value)
+
+
+async def get_notice(
+    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID
+) -> tuple[Notice, list[Notice]]:
+    """One notice and its thread as the caller may see them; reading it as recipient counts as delivery."""
+    notice = await get_visible(session=session, principal=principal, notice_id=notice_id)
+    thread = list(
+        (
+            await session.execute(
+                select(Notice)
+                .where(Notice.thread_id == notice.thread_id, notices_visible_to(principal))
+                .order_by(Notice.seq)
+            )
+        ).scalars()
+    )
+    await _mark_delivered(session, [n for n in thread if n.recipient_org == principal.org_code])
+    return notice, thread
+
+
+@dataclass
+class PullFilter:
+    kind: str | None = None
+    member_card_no: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    overdue: bool | None = None
+
+
+async def _pull(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    box: str,
+    filters: PullFilter,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> list[Notice]:
+    own = Notice.recipient_org if box == "inbox" else Notice.sender_org
+    stmt = (
+        select(Notice)
+        .where(own == principal.org_code, notices_visible_to(principal))
+        .order_by(Notice.tx, Notice.seq)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        # Only notices whose transactions, and every older one, have finished: a later commit can never
+        # land behind a cursor already handed out, so incremental pulls neither miss nor repeat.
+        stmt = stmt.where(Notice.tx < func.txid_snapshot_xmin(func.txid_current_snapshot()))
+    if after is not None:
+        stmt = stmt.where(tuple_(Notice.tx, Notice.seq) > tuple_(*after))
+    if filters.kind:
+        stmt = stmt.where(Notice.kind == filters.kind)
+    if filters.member_card_no:
+        stmt = stmt.where(Notice.member_card_no == filters.member_card_no)
+    if filters.status:
+        stmt = stmt.where(Notice.status == filters.status)
+    if filters.since:
+        stmt = stmt.where(Notice.created_at >= filters.since)
+    if filters.overdue is not None:
+        late = (Notice.due_date < today()) & (Notice.status != NoticeStatus.answered.value)
+        stmt = stmt.where(late if filters.overdue else ~late | Notice.due_date.is_(None))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def inbox(
+    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, int] | None, limit: int
+) -> list[tuple[Notice, tuple[int, int]]]:
+    """Notices addressed to the caller's committee, oldest first, from the cursor on; records first delivery."""
+    rows = await _pull(session=session, principal=principal, box="inbox", filters=filters, after=after, limit=limit)
+    cursors = [(n.tx, n.seq) for n in rows]
+    await _mark_delivered(session, rows)
+    return list(zip(rows, cursors, strict=True))
+
+
+async def outbox(
+    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, int] | None, limit: int
+) -> list[tuple[Notice, tuple[int, int]]]:
+    """Notices the caller's committee sent, oldest first, from the cursor on."""
+    rows = await _pull(session=session, principal=principal, box="outbox", filters=filters, after=after, limit=limit)
+    return [(n, (n.tx, n.seq)) for n in rows]
+
+
+async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> Notice:
+    """The recipient confirms receipt; acknowledging again changes nothing."""
+    notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
+    if notice.recipient_org != principal.org_code:
+        raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
+    if notice.acknowledged_at is None:
+        now = utcnow()
+        notice.acknowledged_at = now
+        notice.acknowledged_by = principal.account_id
+        notice.delivered_at = notice.delivered_at or now
+        if notice.status != NoticeStatus.answered:
+            notice.status = NoticeStatus.acknowledged.value
+        await session.flush()
+    return notice
+
+
+async def reply(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: Any) -> Notice:
+    """The recipient answers in the same thread; an answer marks the earlier notice answered."""
+    parent = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
+    if parent.recipient_org != principal.org_code:
+        raise Forbidden("Chỉ bên nhận mới trả lời thông báo.", code="not_recipient")
+    kind, parent_kind = K(data.kind), K(parent.kind)
+    if kind not in REPLIES.get(parent_kind, set()):
+        allowed = ", ".join(sorted(k.value for k in REPLIES.get(parent_kind, set())))
+        raise Unprocessable(
+            f"Không thể trả lời '{parent_kind.value}' bằng '{kind.value}'. Được phép: {allowed}.",
+            code="reply_kind_mismatch",
+        )
+    if kind in DISTRICT_ONLY and principal.is_khoi:
+        raise Forbidden("Chỉ quận/huyện/thị ủy gửi loại thông báo này.", code="direction_not_allowed")
+    _check_dates(data.payload)
+    is_answer = kind in ANSWERS.get(parent_kind, set())
+    if is_answer and parent.answered_at is not None:
+        raise Conflict("Thông báo này đã được trả lời.", code="already_answered")
+    if kind == K.feedback_given and data.payload.year != parent.payload.get("year"):
+        raise Unprocessable("Năm nhận xét phải trùng năm của phiếu xin ý kiến.", code="year_mismatch")
+    if kind in (K.member_accepted, K.member_not_accepted):
+        await _record_acceptance(
+            session=session, principal=principal, card_no=parent.member_card_no, kind=kind, fields=data.payload
+        )
+    answer = await _insert(
+        session=session,
+        principal=principal,
+        kind=kind,
+        recipient=parent.sender_org,
+        member_card_no=parent.member_card_no,
+        payload=data.payload.model_dump(mode="json", exclude_none=True),
+        thread_id=parent.thread_id,
+        in_reply_to=parent.id,
+        due_date=getattr(data.payload, "due_date", None),
+    )
+    if is_answer:
+        now = utcnow()
+        parent.answered_at = now
+        parent.delivered_at = parent.delivered_at or now
+        parent.status = NoticeStatus.answered.value
+        await session.flush()
+    return answer
+
+
+async def _record_acceptance(
+    *, session: AsyncSession, principal: Principal, card_no: str, kind: NoticeKind, fields: Any
+) -> None:
+    """The district's answer to an introduction or a move becomes the member's residence status."""
+    try:
+        member = await members.get_member(session=session, principal=principal, card_no=card_no, for_update=True)
+    except NotFound:
+        raise Unprocessable(
+            "Chỉ quận/huyện/thị ủy nơi đảng viên đang cư trú mới tiếp nhận hoặc từ chối.", code="not_member_district"
+        ) from None
+    if kind == K.member_accepted:
+        member.residence_status = ResidenceStatus.accepted.value
+        member.residence_cell = fields.cell
+        member.status_reason = None
+    else:
+        member.residence_status = ResidenceStatus.not_accepted.value
+        member.status_reason = fields.reason
+    member.version += 1
+    member.updated_at = utcnow()
+    await session.flush()

@@ -1,0 +1,24 @@
+"""The one place that decides what a caller's committee may see. Every query of scoped rows goes through here."""
+
+from sqlalchemy import ColumnElement, or_, true
+
+from app.models.member import Member
+from app.models.notice import Notice
+from app.principal import Principal
+
+
+def members_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """The Khối sees all of its members; a district sees those whose current residence is in its area."""
+    if principal.is_khoi:
+        return true()
+    return Member.residence_org == principal.org_code
+
+
+def notices_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """A notice is seen only by its sender and its recipient committee."""
+    return or_(Notice.sender_org == principal.org_code, Notice.recipient_org == principal.org_code)
+
+
+def may_see_member(principal: Principal, member: Member) -> bool:
+    """The same rule as members_visible_to, for a row already loaded."""
+    return principal.is_khoi or member.residence_org == principal.org_code
