@@ -99,6 +99,28 @@ def cmd_rotate_keys(_args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_rotate())))
 
 
+async def _verify_audit(checkpoints: list[str]) -> dict:
+    from app.db import db
+    from app.security import keystore
+    from app.services import audit
+
+    async with db.sessions() as session:
+        await keystore.load(session)
+    async with db.sessions() as session:
+        await audit.seal(session=session)
+        await session.commit()
+        report = await audit.verify(session=session, presented=checkpoints)
+    await db.engine.dispose()
+    return report.model_dump(mode="json")
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> None:
+    report = asyncio.run(_verify_audit(args.checkpoint or []))
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -139,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("rotate-keys", help="add a new signing key; older keys verify until their tokens expire")
     p.set_defaults(func=cmd_rotate_keys)
+
+    p = sub.add_parser("verify-audit", help="seal, recompute the audit chain, check checkpoints; exit 1 on tampering")
+    p.add_argument("--checkpoint", action="append", help="a checkpoint (JWS) kept by a committee; repeatable")
+    p.set_defaults(func=cmd_verify_audit)
 
     p = sub.add_parser("serve", help="init, then run the HTTP service")
     p.add_argument("--host", default="127.0.0.1")

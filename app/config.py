@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=50, ge=1, le=500)
     page_size_max: int = Field(default=200, ge=1, le=1000)
 
+    audit_enabled: bool = Field(default=True, description="off only to measure its cost in benchmarks")
+    audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
+    audit_checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+
     trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
     log_level: str = "INFO"
     demo_accounts: bool = Field(default=False, description="create the documented demo accounts on start")

@@ -1,6 +1,5 @@
-"""Engine and the request session: the one place where a request's work is committed or rolled back."""
+"""The engine and its session factory."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -85,14 +84,3 @@ class Database:
 
 
 db = Database()
-
-
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """The request session: services only flush; the commit happens here, before the response is sent."""
-    async with db.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise

@@ -1,20 +1,41 @@
 """Dependencies every router shares: the session, the caller, and the guards on who may call what."""
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import db, get_session
-from app.errors import Forbidden, Unauthorized
+from app import auditing
+from app.db import db
+from app.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.models.account import Role
 from app.principal import Principal
 from app.security import TokenError, keystore, verify_token
 from app.services.auth import principal_from_claims
 
 log = logging.getLogger("app.auth")
+
+
+async def get_session(request: Request, response: Response) -> AsyncIterator[AsyncSession]:
+    """The request session, the one commit point: services only flush; the request's audit entry is added
+    and everything is committed here, before the response is sent."""
+    async with db.sessions() as session:
+        try:
+            yield session
+            try:
+                await auditing.record_success(session, request, response)
+            except Exception as exc:
+                raise ServiceUnavailable(
+                    "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"
+                ) from exc
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 

@@ -1,5 +1,6 @@
 """The FastAPI application: lifespan, middleware, routers, error handlers."""
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -7,11 +8,13 @@ from fastapi import FastAPI
 
 from app.config import settings
 from app.db import db
-from app.errors import install_error_handlers
+from app.handlers import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.routers import accounts, auth, health, members, notices, organizations
+from app.routers import audit as audit_router
 from app.security import keystore
+from app.services import audit
 from app.services.keys import ensure_signing_key
 
 log = logging.getLogger("app")
@@ -32,6 +35,7 @@ TAGS = [
     {"name": "Đảng viên", "description": "Hồ sơ đảng viên và nơi cư trú; mỗi bên chỉ xem phạm vi của mình."},
     {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
     {"name": "Quản trị tài khoản", "description": "Tài khoản hệ thống và cán bộ của từng tổ chức."},
+    {"name": "Nhật ký kiểm tra", "description": "Ai đã đọc, ghi gì; kiểm tra toàn vẹn; checkpoint đã ký."},
     {"name": "Hệ thống", "description": "Kiểm tra tình trạng dịch vụ."},
 ]
 
@@ -45,7 +49,11 @@ async def lifespan(_app: FastAPI):
         await keystore.load(session)
     if not keystore.has_keys():
         raise RuntimeError("no signing key: run `member-exchange init` first")
+    stop = asyncio.Event()
+    sealer = asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop))
     yield
+    stop.set()
+    await sealer
     await db.engine.dispose()
 
 
@@ -61,8 +69,9 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (health.router, auth.router, organizations.router, members.router, notices.router, accounts.router):
-        app.include_router(router)
+    routers = (health, auth, organizations, members, notices, accounts, audit_router)
+    for module in routers:
+        app.include_router(module.router)
     return app
 
 

@@ -1,9 +1,21 @@
 """All tables, imported so SQLModel.metadata (used by Alembic) knows them."""
 
 from app.models.account import Account, LoginThrottle, SigningKey
+from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry
 from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
 from app.models.organization import Organization
 
-__all__ = ["Account", "IdempotencyRecord", "LoginThrottle", "Member", "Notice", "Organization", "SigningKey"]
+__all__ = [
+    "Account",
+    "AuditChainLink",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "IdempotencyRecord",
+    "LoginThrottle",
+    "Member",
+    "Notice",
+    "Organization",
+    "SigningKey",
+]

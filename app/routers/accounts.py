@@ -3,8 +3,9 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
+from app import auditing
 from app.config import settings
 from app.deps import Admin, SessionDep
 from app.models.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
@@ -36,21 +37,30 @@ _CREATE_EXAMPLES = {
 
 @router.post(
     "",
+    name="account.create",
     response_model=AccountCreated,
     status_code=201,
     summary="Tạo tài khoản (mật khẩu chỉ hiện một lần)",
     responses={**_ERRORS, 409: {"description": "Tên đăng nhập đã có"}},
 )
 async def create_account(
+    request: Request,
     session: SessionDep,
     admin: Admin,
     data: Annotated[AccountCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
 ) -> AccountCreated:
     account, secret = await svc.create_account(session=session, data=data, actor=admin)
+    auditing.note(request, resource_id=str(account.id), counterpart_org=account.org_code)
     return AccountCreated(**AccountPublic.of(account).model_dump(), secret=secret)
 
 
-@router.get("", response_model=AccountsPublic, summary="Danh sách tài khoản quản lý được", responses=_ERRORS)
+@router.get(
+    "",
+    name="account.list",
+    response_model=AccountsPublic,
+    summary="Danh sách tài khoản quản lý được",
+    responses=_ERRORS,
+)
 async def list_accounts(
     session: SessionDep,
     admin: Admin,
@@ -71,6 +81,7 @@ async def list_accounts(
 
 @router.get(
     "/{account_id}",
+    name="account.read",
     response_model=AccountPublic,
     summary="Một tài khoản",
     responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
@@ -81,6 +92,7 @@ async def get_account(session: SessionDep, admin: Admin, account_id: uuid.UUID) 
 
 @router.post(
     "/{account_id}/disable",
+    name="account.disable",
     response_model=AccountPublic,
     summary="Khóa tài khoản (mã truy cập mất hiệu lực ngay)",
     responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
@@ -93,6 +105,7 @@ async def disable_account(session: SessionDep, admin: Admin, account_id: uuid.UU
 
 @router.post(
     "/{account_id}/enable",
+    name="account.enable",
     response_model=AccountPublic,
     summary="Mở khóa tài khoản",
     responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},

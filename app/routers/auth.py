@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel
 
+from app import auditing
 from app.db import db
 from app.deps import SessionDep
 from app.errors import Unprocessable
@@ -32,6 +33,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 @router.post(
     "/api/v1/auth/token",
+    name="auth.token",
     response_model=TokenResponse,
     summary="Cấp mã truy cập (OAuth2)",
     description="`grant_type=password` cho cán bộ (nút Authorize của Swagger UI); "
@@ -60,7 +62,9 @@ async def issue_token(
             code="unsupported_grant_type",
             extra={"error": "unsupported_grant_type"},
         )
+    auditing.note(request, actor_login=login)
     account = await auth.login(session=session, kind=kind, login=login, secret=secret, address=client_address(request))
+    auditing.note(request, actor_account=account.id, actor_org=account.org_code)
     token, ttl = auth.token_for(account)
     return TokenResponse(access_token=token, expires_in=ttl)
 
@@ -69,7 +73,9 @@ class JWKS(BaseModel):
     keys: list[dict]
 
 
-@router.get("/.well-known/jwks.json", response_model=JWKS, summary="Khóa công khai của dịch vụ (JWKS)")
+@router.get(
+    "/.well-known/jwks.json", name="keys.jwks", response_model=JWKS, summary="Khóa công khai của dịch vụ (JWKS)"
+)
 async def jwks() -> JWKS:
     await keystore.refresh_if_stale(db.sessions)
     return JWKS(**keystore.jwks())

@@ -2,8 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from app import auditing
 from app.config import settings
 from app.deps import SessionDep, Worker
 from app.models.member import CARD_NO_PATTERN, MemberPublic, MembersPublic, MemberUpsert, ResidenceStatus
@@ -35,11 +36,13 @@ _EXAMPLE = {
 
 @router.get(
     "",
+    name="member.search",
     response_model=MembersPublic,
     summary="Tìm đảng viên trong phạm vi của tổ chức",
     description="Tìm theo họ tên có hoặc không dấu (`q=nguyen van an`), số thẻ, phường/xã.",
 )
 async def search_members(
+    request: Request,
     session: SessionDep,
     principal: Worker,
     q: Annotated[str | None, Query(max_length=100, description="họ tên, có hoặc không dấu")] = None,
@@ -64,6 +67,7 @@ async def search_members(
     )
     more = len(rows) > limit
     rows = rows[:limit]
+    auditing.note_list(request, [m.party_card_no for m in rows])
     return MembersPublic(
         items=[MemberPublic.model_validate(m, from_attributes=True) for m in rows],
         next_cursor=encode_cursor(rows[-1].party_card_no) if more else None,
@@ -72,17 +76,20 @@ async def search_members(
 
 @router.get(
     "/{party_card_no}",
+    name="member.read",
     response_model=MemberPublic,
     summary="Hồ sơ một đảng viên",
     responses={404: {"description": "Không có trong phạm vi của tổ chức"}},
 )
-async def get_member(session: SessionDep, principal: Worker, party_card_no: CardNo) -> MemberPublic:
+async def get_member(request: Request, session: SessionDep, principal: Worker, party_card_no: CardNo) -> MemberPublic:
     member = await svc.get_member(session=session, principal=principal, card_no=party_card_no)
+    auditing.note(request, member_ref=member.party_card_no, counterpart_org=member.residence_org)
     return MemberPublic.model_validate(member, from_attributes=True)
 
 
 @router.put(
     "/{party_card_no}",
+    name="member.upsert",
     response_model=MemberPublic,
     summary="Tạo hoặc cập nhật đảng viên (Đảng ủy Khối)",
     description="Gửi lại cùng nội dung không thay đổi gì. Đổi quận/huyện cư trú sẽ tự động gửi thông báo "
@@ -94,6 +101,7 @@ async def get_member(session: SessionDep, principal: Worker, party_card_no: Card
     },
 )
 async def put_member(
+    request: Request,
     response: Response,
     session: SessionDep,
     principal: Worker,
@@ -101,6 +109,9 @@ async def put_member(
     data: Annotated[MemberUpsert, Body(openapi_examples=_EXAMPLE)],
 ) -> MemberPublic:
     member, created = await svc.upsert_member(session=session, principal=principal, card_no=party_card_no, data=data)
+    auditing.note(
+        request, member_ref=member.party_card_no, counterpart_org=member.residence_org, status=201 if created else 200
+    )
     if created:
         response.status_code = 201
     return MemberPublic.model_validate(member, from_attributes=True)

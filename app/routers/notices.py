@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from app import auditing
 from app.config import settings
 from app.deps import SessionDep, Worker
 from app.models.member import CARD_NO_PATTERN
@@ -162,12 +163,20 @@ _REPLY_EXAMPLES = {
 }
 
 
+def _noted(request: Request, principal, notice: NoticePublic) -> NoticePublic:
+    """Name the notice, its member and the other party in this request's audit entry."""
+    other = notice.recipient_org if notice.sender_org == principal.org_code else notice.sender_org
+    auditing.note(request, resource_id=str(notice.id), member_ref=notice.member_card_no, counterpart_org=other)
+    return notice
+
+
 def _location(result: NoticePublic) -> dict[str, str]:
     return {"Location": f"/api/v1/notices/{result.id}"}
 
 
 @router.post(
     "",
+    name="notice.push",
     response_model=NoticePublic,
     status_code=201,
     summary="Gửi thông báo",
@@ -183,7 +192,9 @@ async def push_notice(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def produce() -> NoticePublic:
-        return svc.to_public(await svc.push(session=session, principal=principal, data=data))
+        return _noted(
+            request, principal, svc.to_public(await svc.push(session=session, principal=principal, data=data))
+        )
 
     return await idempotency.run(
         session=session,
@@ -196,9 +207,10 @@ async def push_notice(
     )
 
 
-def _page(rows: list, limit: int, cursor: str | None) -> NoticesPublic:
+def _page(request: Request, rows: list, limit: int, cursor: str | None) -> NoticesPublic:
     more = len(rows) > limit
     rows = rows[:limit]
+    auditing.note_list(request, [n.member_card_no for n, _ in rows])
     return NoticesPublic(
         items=[svc.to_public(n) for n, _ in rows],
         has_more=more,
@@ -227,12 +239,14 @@ Limit = Annotated[int, Query(ge=1, le=settings.page_size_max, description=f"tố
 
 @router.get(
     "/inbox",
+    name="notice.inbox",
     response_model=NoticesPublic,
     summary="Nhận thông báo gửi đến tổ chức (theo con trỏ)",
     description="Thứ tự ổn định; lưu `next_cursor` và lần sau gửi lại để nhận tiếp, không sót, không lặp. "
     "Lần nhận đầu tiên ghi nhận thời điểm chuyển đến.",
 )
 async def inbox(
+    request: Request,
     session: SessionDep,
     principal: Worker,
     kind: Kind = None,
@@ -250,11 +264,14 @@ async def inbox(
         filters=_filters(kind, member_card_no, status, since, overdue),
         limit=limit + 1,
     )
-    return _page(rows, limit, cursor)
+    return _page(request, rows, limit, cursor)
 
 
-@router.get("/outbox", response_model=NoticesPublic, summary="Thông báo tổ chức đã gửi (theo con trỏ)")
+@router.get(
+    "/outbox", name="notice.outbox", response_model=NoticesPublic, summary="Thông báo tổ chức đã gửi (theo con trỏ)"
+)
 async def outbox(
+    request: Request,
     session: SessionDep,
     principal: Worker,
     kind: Kind = None,
@@ -272,29 +289,37 @@ async def outbox(
         filters=_filters(kind, member_card_no, status, since, overdue),
         limit=limit + 1,
     )
-    return _page(rows, limit, cursor)
+    return _page(request, rows, limit, cursor)
 
 
 @router.get(
-    "/{notice_id}", response_model=NoticeDetail, summary="Một thông báo và cả luồng trao đổi", responses=_NOT_FOUND
+    "/{notice_id}",
+    name="notice.read",
+    response_model=NoticeDetail,
+    summary="Một thông báo và cả luồng trao đổi",
+    responses=_NOT_FOUND,
 )
-async def get_notice(session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticeDetail:
+async def get_notice(request: Request, session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticeDetail:
     notice, thread = await svc.get_notice(session=session, principal=principal, notice_id=notice_id)
+    _noted(request, principal, svc.to_public(notice))
     return NoticeDetail(**svc.to_public(notice).model_dump(), thread=[svc.to_public(n) for n in thread])
 
 
 @router.post(
     "/{notice_id}/ack",
+    name="notice.ack",
     response_model=NoticePublic,
     summary="Xác nhận đã nhận (bên nhận; gọi lại được)",
     responses={**_NOT_FOUND, 403: {"description": "Không phải bên nhận"}},
 )
-async def acknowledge(session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticePublic:
-    return svc.to_public(await svc.acknowledge(session=session, principal=principal, notice_id=notice_id))
+async def acknowledge(request: Request, session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticePublic:
+    notice = await svc.acknowledge(session=session, principal=principal, notice_id=notice_id)
+    return _noted(request, principal, svc.to_public(notice))
 
 
 @router.post(
     "/{notice_id}/replies",
+    name="notice.reply",
     response_model=NoticePublic,
     status_code=201,
     summary="Trả lời trong cùng luồng (bên nhận)",
@@ -309,7 +334,8 @@ async def reply(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def produce() -> NoticePublic:
-        return svc.to_public(await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data))
+        notice = await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data)
+        return _noted(request, principal, svc.to_public(notice))
 
     return await idempotency.run(
         session=session,

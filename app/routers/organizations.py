@@ -11,7 +11,12 @@ from app.services import organizations as svc
 router = APIRouter(prefix="/api/v1/organizations", tags=["Tổ chức đảng"])
 
 
-@router.get("", response_model=OrganizationsPublic, summary="Danh sách Đảng ủy Khối và các quận/huyện/thị ủy")
+@router.get(
+    "",
+    name="organization.list",
+    response_model=OrganizationsPublic,
+    summary="Danh sách Đảng ủy Khối và các quận/huyện/thị ủy",
+)
 async def list_organizations(
     session: SessionDep,
     _principal: CurrentPrincipal,
@@ -24,6 +29,7 @@ async def list_organizations(
 
 @router.get(
     "/{code}",
+    name="organization.read",
     response_model=OrganizationPublic,
     summary="Một tổ chức đảng theo mã",
     responses={404: {"description": "Không có tổ chức này"}},

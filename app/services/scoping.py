@@ -2,6 +2,7 @@
 
 from sqlalchemy import ColumnElement, or_, true
 
+from app.models.audit import AuditEntry
 from app.models.member import Member
 from app.models.notice import Notice
 from app.principal import Principal
@@ -22,3 +23,10 @@ def notices_visible_to(principal: Principal) -> ColumnElement[bool]:
 def may_see_member(principal: Principal, member: Member) -> bool:
     """The same rule as members_visible_to, for a row already loaded."""
     return principal.is_khoi or member.residence_org == principal.org_code
+
+
+def audit_entries_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """A Khối auditor sees everything; a district auditor its own committee's actions and those about it."""
+    if principal.is_khoi:
+        return true()
+    return or_(AuditEntry.actor_org == principal.org_code, AuditEntry.counterpart_org == principal.org_code)

@@ -1,0 +1,114 @@
+"""The exception handlers: every error leaves as problem+json, and leaves its audit entry."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import auditing
+from app.errors import AppError, problem
+
+log = logging.getLogger("app.errors")
+
+_HTTP_CODES = {
+    400: ("bad_request", "Yêu cầu không hợp lệ."),
+    401: ("unauthorized", "Thiếu hoặc sai thông tin xác thực."),
+    403: ("forbidden", "Không có quyền truy cập."),
+    404: ("not_found", "Không tìm thấy địa chỉ yêu cầu."),
+    405: ("method_not_allowed", "Phương thức không được hỗ trợ cho địa chỉ này."),
+    406: ("not_acceptable", "Không hỗ trợ định dạng phản hồi yêu cầu."),
+    413: ("payload_too_large", "Nội dung yêu cầu vượt quá giới hạn cho phép."),
+    415: ("unsupported_media_type", "Kiểu nội dung không được hỗ trợ."),
+}
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header"))
+
+
+_DB_DOWN = (
+    503,
+    "database_unavailable",
+    "Service Unavailable",
+    "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại sau.",
+)
+_INTERNAL = (500, "internal_error", "Internal Server Error", "Lỗi hệ thống, đã được ghi nhận.")
+
+
+async def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict | None = None,
+    extra: dict | None = None,
+) -> JSONResponse:
+    await auditing.record_failure(request, status, code)
+    return problem(status, code, title, detail, headers=headers, extra=extra)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem+json with its audit entry; unexpected ones are logged and hidden."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return await _respond(
+            request, exc.status_code, exc.code, exc.title, exc.detail, headers=exc.headers, extra=exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors()[:20]:
+            loc = tuple(err.get("loc", ()))
+            errors.append(
+                {
+                    "field": _field_path(loc),
+                    "location": loc[0] if loc else None,
+                    "message": str(err.get("msg", ""))[:300],
+                    "type": err.get("type"),
+                }
+            )
+        fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "nội dung"
+        return await _respond(
+            request,
+            422,
+            "validation_error",
+            "Unprocessable Content",
+            f"Dữ liệu gửi lên không hợp lệ ở: {fields}.",
+            extra={"errors": errors},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", "Yêu cầu không thể xử lý."))
+        return await _respond(
+            request, exc.status_code, code, "HTTP error", detail, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"})
+        log.exception("database error")
+        return await _respond(request, *_INTERNAL)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return await _respond(request, *_INTERNAL)

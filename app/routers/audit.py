@@ -1,0 +1,174 @@
+"""The audit log for auditors: entries, export, verification, signed checkpoints."""
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from app.config import settings
+from app.db import db
+from app.deps import Auditor, SessionDep
+from app.models.audit import (
+    AuditEntriesPublic,
+    AuditEntryPublic,
+    CheckpointPublic,
+    CheckpointsPublic,
+    Outcome,
+    VerificationReport,
+)
+from app.pagination import decode_cursor, encode_cursor
+from app.services import audit as svc
+
+router = APIRouter(prefix="/api/v1/audit", tags=["Nhật ký kiểm tra"])
+
+_ERRORS = {401: {"description": "Chưa xác thực"}, 403: {"description": "Cần vai trò auditor"}}
+
+
+def _filters(org, actor, action, resource_type, resource_id, member, outcome, since, until) -> svc.EntryFilter:
+    return svc.EntryFilter(
+        org=org,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        member_ref=member,
+        outcome=outcome.value if outcome else None,
+        since=since,
+        until=until,
+    )
+
+
+Org = Annotated[str | None, Query(max_length=64, description="tổ chức thực hiện hoặc liên quan")]
+Actor = Annotated[str | None, Query(max_length=64, description="tên đăng nhập của tài khoản thực hiện")]
+Action = Annotated[str | None, Query(max_length=64, examples=["notice.push"])]
+ResourceType = Annotated[str | None, Query(max_length=32, examples=["notice"])]
+ResourceId = Annotated[str | None, Query(max_length=128)]
+MemberRef = Annotated[str | None, Query(alias="member", max_length=12, description="số thẻ đảng viên")]
+OutcomeQ = Annotated[Outcome | None, Query()]
+Since = Annotated[datetime | None, Query(description="từ thời điểm (ISO 8601 có múi giờ)")]
+Until = Annotated[datetime | None, Query(description="trước thời điểm")]
+
+
+@router.get(
+    "/entries",
+    name="audit.entries",
+    response_model=AuditEntriesPublic,
+    responses=_ERRORS,
+    summary="Tra cứu nhật ký: ai đã đọc, ghi gì, khi nào",
+)
+async def list_entries(
+    session: SessionDep,
+    auditor: Auditor,
+    org: Org = None,
+    actor: Actor = None,
+    action: Action = None,
+    resource_type: ResourceType = None,
+    resource_id: ResourceId = None,
+    member: MemberRef = None,
+    outcome: OutcomeQ = None,
+    since: Since = None,
+    until: Until = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+) -> AuditEntriesPublic:
+    after = decode_cursor(cursor, int)
+    rows = await svc.list_entries(
+        session=session,
+        principal=auditor,
+        after=after[0] if after else None,
+        limit=limit + 1,
+        filters=_filters(org, actor, action, resource_type, resource_id, member, outcome, since, until),
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditEntriesPublic(
+        items=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=encode_cursor(rows[-1].seq) if more else None,
+    )
+
+
+@router.get(
+    "/entries/export",
+    name="audit.export",
+    response_class=StreamingResponse,
+    responses={
+        **_ERRORS,
+        200: {"content": {"application/x-ndjson": {}}, "description": "JSON Lines, một mục một dòng"},
+    },
+    summary="Xuất nhật ký (JSON Lines, truyền dần)",
+)
+async def export_entries(
+    auditor: Auditor,
+    org: Org = None,
+    actor: Actor = None,
+    action: Action = None,
+    resource_type: ResourceType = None,
+    resource_id: ResourceId = None,
+    member: MemberRef = None,
+    outcome: OutcomeQ = None,
+    since: Since = None,
+    until: Until = None,
+) -> StreamingResponse:
+    filters = _filters(org, actor, action, resource_type, resource_id, member, outcome, since, until)
+
+    async def lines():
+        # A session of its own: the request's session has committed (with this export's audit entry) by now.
+        async with db.sessions() as session:
+            async for entry in svc.stream_entries(session=session, principal=auditor, filters=filters):
+                row = AuditEntryPublic.model_validate(entry, from_attributes=True).model_dump(mode="json")
+                yield json.dumps(row, ensure_ascii=False) + "\n"
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="audit.jsonl"'},
+    )
+
+
+@router.get(
+    "/verify",
+    name="audit.verify",
+    response_model=VerificationReport,
+    responses=_ERRORS,
+    summary="Kiểm tra toàn vẹn nhật ký",
+    description="Niêm phong các mục mới, tính lại toàn bộ chuỗi băm, đối chiếu mọi checkpoint đã ký (của "
+    "dịch vụ và các checkpoint bạn đã lưu, gửi qua `checkpoint`), báo mục hỏng đầu tiên.",
+)
+async def verify(
+    session: SessionDep,
+    _auditor: Auditor,
+    checkpoint: Annotated[list[str], Query(max_length=20, description="checkpoint (JWS) đã lưu")] = (),
+) -> VerificationReport:
+    await svc.seal(session=session)
+    return await svc.verify(session=session, presented=list(checkpoint))
+
+
+@router.get(
+    "/checkpoints",
+    name="audit.checkpoints",
+    response_model=CheckpointsPublic,
+    responses=_ERRORS,
+    summary="Các checkpoint đã ký (mới nhất trước)",
+)
+async def list_checkpoints(
+    session: SessionDep,
+    _auditor: Auditor,
+    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+) -> CheckpointsPublic:
+    rows = await svc.list_checkpoints(session=session, limit=limit)
+    return CheckpointsPublic(items=[CheckpointPublic.model_validate(r, from_attributes=True) for r in rows])
+
+
+@router.post(
+    "/checkpoints",
+    name="audit.checkpoint",
+    response_model=CheckpointPublic,
+    status_code=201,
+    responses=_ERRORS,
+    summary="Niêm phong và ký một checkpoint ngay bây giờ",
+)
+async def create_checkpoint(session: SessionDep, _auditor: Auditor) -> CheckpointPublic:
+    await svc.seal(session=session)
+    return CheckpointPublic.model_validate(await svc.create_checkpoint(session=session), from_attributes=True)
