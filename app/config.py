@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=10)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="largest document upload")
+    storage_dir: Path | None = Field(default=None, description="document storage; default data_dir/blobs")
     page_size_default: int = Field(default=50, ge=1, le=500)
     page_size_max: int = Field(default=200, ge=1, le=1000)
 
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return url if driver is None else driver + url[len(prefix) :]
         raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "blobs"
 
     @property
     def is_sqlite(self) -> bool:

@@ -89,6 +89,20 @@ class PayloadTooLarge(AppError):
     detail = "Nội dung yêu cầu vượt quá giới hạn cho phép."
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+    title = "Unsupported Media Type"
+    detail = "Kiểu nội dung không được hỗ trợ."
+
+
+class InsufficientStorage(AppError):
+    status_code = 507
+    code = "storage_full"
+    title = "Insufficient Storage"
+    detail = "Kho lưu trữ đã đầy; dữ liệu chưa được lưu. Vui lòng thử lại sau."
+
+
 class Unprocessable(AppError):
     status_code = 422
     code = "unprocessable"

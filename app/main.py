@@ -11,7 +11,7 @@ from app.db import db
 from app.handlers import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import accounts, auth, health, members, notices, organizations
+from app.routers import accounts, auth, documents, health, members, notices, organizations, supplier_keys
 from app.routers import audit as audit_router
 from app.security import keystore
 from app.services import audit
@@ -34,6 +34,8 @@ TAGS = [
     {"name": "Tổ chức đảng", "description": "Danh mục Đảng ủy Khối và 30 quận ủy, huyện ủy, thị ủy."},
     {"name": "Đảng viên", "description": "Hồ sơ đảng viên và nơi cư trú; mỗi bên chỉ xem phạm vi của mình."},
     {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
+    {"name": "Tài liệu", "description": "Tài liệu kèm nguồn gốc: bên cung cấp, cán bộ chịu trách nhiệm, mã băm."},
+    {"name": "Khóa ký tài liệu", "description": "Khóa công khai để tổ chức ký tài liệu mình cung cấp."},
     {"name": "Quản trị tài khoản", "description": "Tài khoản hệ thống và cán bộ của từng tổ chức."},
     {"name": "Nhật ký kiểm tra", "description": "Ai đã đọc, ghi gì; kiểm tra toàn vẹn; checkpoint đã ký."},
     {"name": "Hệ thống", "description": "Kiểm tra tình trạng dịch vụ."},
@@ -67,9 +69,14 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        upload_paths=("/api/v1/documents",),
+        max_upload_bytes=settings.max_document_bytes,
+    )
     install_error_handlers(app)
-    routers = (health, auth, organizations, members, notices, accounts, audit_router)
+    routers = (health, auth, organizations, members, notices, documents, supplier_keys, accounts, audit_router)
     for module in routers:
         app.include_router(module.router)
     return app

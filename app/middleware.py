@@ -18,9 +18,14 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 class RequestContextMiddleware:
     """Echo or mint X-Request-ID, cap the request body, and log the outcome."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, upload_paths: tuple[str, ...] = (), max_upload_bytes: int = 0
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_paths = upload_paths
+        # Room for the multipart envelope and the form fields around the file itself.
+        self.max_upload_bytes = max_upload_bytes + 256 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,7 +38,8 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
+        path = scope.get("path", "")
+        limit = self.max_upload_bytes if path.startswith(self.upload_paths) else self.max_body_bytes
 
         declared = headers.get(b"content-length")
         too_large = False

@@ -29,7 +29,11 @@ from app.models.account import SigningKey
 log = logging.getLogger("app.security")
 
 ALGORITHM = "ES256"
+# The JOSE `typ` of everything the service signs, so that one kind can never pass for another.
 TOKEN_TYP = "at+jwt"
+NOTICE_TYP = "mx-notice+jws"
+RECEIPT_TYP = "mx-receipt+jws"
+CHECKPOINT_TYP = "mx-audit-checkpoint+jws"
 
 # ---- passwords and client secrets -----------------------------------------------------------------------
 

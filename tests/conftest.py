@@ -66,7 +66,10 @@ _EPHEMERAL_TABLES = [
     "audit_chain",
     "audit_entries",
     "idempotency_keys",
+    "notice_documents",
     "notices",
+    "documents",
+    "supplier_keys",
     "members",
     "login_throttle",
 ]

@@ -2,6 +2,7 @@
 
 from app.models.account import Account, LoginThrottle, SigningKey
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry
+from app.models.document import Document, NoticeDocument, SupplierKey
 from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
@@ -12,10 +13,13 @@ __all__ = [
     "AuditChainLink",
     "AuditCheckpoint",
     "AuditEntry",
+    "Document",
     "IdempotencyRecord",
     "LoginThrottle",
     "Member",
     "Notice",
+    "NoticeDocument",
     "Organization",
     "SigningKey",
+    "SupplierKey",
 ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlmodel import SQLModel
 
 from app.models.base import JSONType, ts_field
+from app.models.document import DocumentRef
 from app.models.member import CARD_NO_PATTERN
 from app.text import Name, Text
 
@@ -66,6 +67,8 @@ class Notice(SQLModel, table=True):
     acknowledged_at: datetime | None = ts_field(nullable=True)
     acknowledged_by: uuid.UUID | None = None
     answered_at: datetime | None = ts_field(nullable=True)
+    # The service's JWS over the notice's canonical content and its documents' hashes, made once at insert.
+    signature: str | None = None
 
 
 # ---- structured fields, one model per kind ---------------------------------------------------------------
@@ -178,8 +181,15 @@ FIELDS_BY_KIND: dict[NoticeKind, type[_Payload]] = {
 # ---- requests: a discriminated union on `kind` -------------------------------------------------------------
 
 
+_DOCUMENT_IDS = Field(
+    default_factory=list, max_length=20, description="documents to carry (uploaded by this committee)"
+)
+
+
 class _NoticeIn(BaseModel):
     model_config = {"extra": "forbid"}
+
+    document_ids: list[uuid.UUID] = _DOCUMENT_IDS
 
     member_card_no: str = Field(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")
     recipient_org: str | None = Field(
@@ -240,6 +250,8 @@ NoticeCreate = Annotated[
 class _ReplyIn(BaseModel):
     model_config = {"extra": "forbid"}
 
+    document_ids: list[uuid.UUID] = _DOCUMENT_IDS
+
 
 class MemberAcceptedReply(_ReplyIn):
     kind: Literal["member.accepted"]
@@ -292,6 +304,14 @@ class NoticePublic(BaseModel):
     delivered_at: datetime | None
     acknowledged_at: datetime | None
     answered_at: datetime | None
+    documents: list[DocumentRef] = Field(default_factory=list)
+    signature: str | None = Field(
+        default=None, description="JWS by the service over the canonical content and document hashes (see README)"
+    )
+
+
+class NoticeCreated(NoticePublic):
+    receipt: str = Field(description="JWS signed by the service: who supplied what, which hash, when")
 
 
 class NoticesPublic(BaseModel):

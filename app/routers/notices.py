@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from app import auditing
+from app import auditing, idempotency
 from app.config import settings
 from app.deps import SessionDep, Worker
 from app.models.member import CARD_NO_PATTERN
 from app.models.notice import (
     NoticeCreate,
+    NoticeCreated,
     NoticeDetail,
     NoticeKind,
     NoticePublic,
@@ -21,7 +22,6 @@ from app.models.notice import (
     ReplyCreate,
 )
 from app.pagination import decode_cursor, encode_cursor
-from app.services import idempotency
 from app.services import notices as svc
 
 router = APIRouter(prefix="/api/v1/notices", tags=["Thông báo"])
@@ -177,7 +177,7 @@ def _location(result: NoticePublic) -> dict[str, str]:
 @router.post(
     "",
     name="notice.push",
-    response_model=NoticePublic,
+    response_model=NoticeCreated,
     status_code=201,
     summary="Gửi thông báo",
     responses=_WRITE_ERRORS,
@@ -191,28 +191,27 @@ async def push_notice(
     data: Annotated[NoticeCreate, Body(openapi_examples=_PUSH_EXAMPLES)],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    async def produce() -> NoticePublic:
-        return _noted(
-            request, principal, svc.to_public(await svc.push(session=session, principal=principal, data=data))
-        )
+    async def produce() -> NoticeCreated:
+        notice, docs = await svc.push(session=session, principal=principal, data=data)
+        return _noted(request, principal, svc.created(notice, docs, principal))
 
     return await idempotency.run(
+        request=request,
         session=session,
         principal=principal,
         key=idempotency_key,
         status_code=201,
         produce=produce,
-        request_fingerprint=idempotency.fingerprint("POST", request.url.path, await request.body()),
         headers=_location,
     )
 
 
-def _page(request: Request, rows: list, limit: int, cursor: str | None) -> NoticesPublic:
+async def _page(request: Request, session, rows: list, limit: int, cursor: str | None) -> NoticesPublic:
     more = len(rows) > limit
     rows = rows[:limit]
     auditing.note_list(request, [n.member_card_no for n, _ in rows])
     return NoticesPublic(
-        items=[svc.to_public(n) for n, _ in rows],
+        items=await svc.present(session=session, notices=[n for n, _ in rows]),
         has_more=more,
         next_cursor=encode_cursor(*rows[-1][1]) if rows else cursor,
     )
@@ -264,7 +263,7 @@ async def inbox(
         filters=_filters(kind, member_card_no, status, since, overdue),
         limit=limit + 1,
     )
-    return _page(request, rows, limit, cursor)
+    return await _page(request, session, rows, limit, cursor)
 
 
 @router.get(
@@ -289,7 +288,7 @@ async def outbox(
         filters=_filters(kind, member_card_no, status, since, overdue),
         limit=limit + 1,
     )
-    return _page(request, rows, limit, cursor)
+    return await _page(request, session, rows, limit, cursor)
 
 
 @router.get(
@@ -301,8 +300,10 @@ async def outbox(
 )
 async def get_notice(request: Request, session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticeDetail:
     notice, thread = await svc.get_notice(session=session, principal=principal, notice_id=notice_id)
-    _noted(request, principal, svc.to_public(notice))
-    return NoticeDetail(**svc.to_public(notice).model_dump(), thread=[svc.to_public(n) for n in thread])
+    shown = await svc.present(session=session, notices=thread)
+    this = next(p for p in shown if p.id == notice.id)
+    _noted(request, principal, this)
+    return NoticeDetail(**this.model_dump(), thread=shown)
 
 
 @router.post(
@@ -314,13 +315,13 @@ async def get_notice(request: Request, session: SessionDep, principal: Worker, n
 )
 async def acknowledge(request: Request, session: SessionDep, principal: Worker, notice_id: uuid.UUID) -> NoticePublic:
     notice = await svc.acknowledge(session=session, principal=principal, notice_id=notice_id)
-    return _noted(request, principal, svc.to_public(notice))
+    return _noted(request, principal, (await svc.present(session=session, notices=[notice]))[0])
 
 
 @router.post(
     "/{notice_id}/replies",
     name="notice.reply",
-    response_model=NoticePublic,
+    response_model=NoticeCreated,
     status_code=201,
     summary="Trả lời trong cùng luồng (bên nhận)",
     responses=_WRITE_ERRORS,
@@ -333,16 +334,16 @@ async def reply(
     data: Annotated[ReplyCreate, Body(openapi_examples=_REPLY_EXAMPLES)],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    async def produce() -> NoticePublic:
-        notice = await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data)
-        return _noted(request, principal, svc.to_public(notice))
+    async def produce() -> NoticeCreated:
+        notice, docs = await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data)
+        return _noted(request, principal, svc.created(notice, docs, principal))
 
     return await idempotency.run(
+        request=request,
         session=session,
         principal=principal,
         key=idempotency_key,
         status_code=201,
         produce=produce,
-        request_fingerprint=idempotency.fingerprint("POST", request.url.path, await request.body()),
         headers=_location,
     )

@@ -18,13 +18,12 @@ from app.errors import BadRequest
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, VerificationProblem, VerificationReport
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import ALGORITHM, keystore, sign_jws
+from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
 from app.services.scoping import audit_entries_visible_to
 
 log = logging.getLogger("app.audit")
 
 GENESIS = "0" * 64
-CHECKPOINT_TYP = "mx-audit-checkpoint+jws"
 _SEAL_LOCK = 0x4D58_4155_4449_5431  # advisory lock id: one sealer at a time across processes
 _HASHED = (
     "seq",

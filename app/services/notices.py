@@ -1,5 +1,7 @@
 """Notices: the exchange rules for push, pull, acknowledge and reply."""
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,10 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.clock import today
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models.base import utcnow
+from app.models.document import Document, DocumentRef, NoticeDocument
 from app.models.member import Member, ResidenceStatus
-from app.models.notice import FIELDS_BY_KIND, Notice, NoticeKind, NoticePublic, NoticeStatus
+from app.models.notice import FIELDS_BY_KIND, Notice, NoticeCreated, NoticeKind, NoticePublic, NoticeStatus
 from app.principal import Principal
-from app.services import members
+from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
+from app.services import documents, members
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import notices_visible_to
 
@@ -54,26 +58,61 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-def to_public(n: Notice) -> NoticePublic:
+def canonical_content(n: Notice, docs: list[Document]) -> bytes:
+    """What the service signs: the notice's content and its documents' hashes, never its delivery status."""
+    content = {
+        "id": str(n.id),
+        "kind": n.kind,
+        "sender_org": n.sender_org,
+        "recipient_org": n.recipient_org,
+        "member_card_no": n.member_card_no,
+        "thread_id": str(n.thread_id),
+        "in_reply_to": str(n.in_reply_to) if n.in_reply_to else None,
+        "supersedes": str(n.supersedes) if n.supersedes else None,
+        "payload": n.payload,
+        "due_date": n.due_date.isoformat() if n.due_date else None,
+        "created_at": n.created_at.isoformat(),
+        "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs],
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def receipt(n: Notice, principal: Principal, docs: list[Document]) -> str:
+    """The sender's receipt: who supplied which notice, with which content hash, when."""
+    body = {
+        "receipt_for": "notice",
+        "id": str(n.id),
+        "supplier_org": n.sender_org,
+        "supplied_by": principal.login,
+        "sha256": hashlib.sha256(canonical_content(n, docs)).hexdigest(),
+        "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs],
+        "received_at": n.created_at.isoformat(),
+    }
+    return sign_jws(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), typ=RECEIPT_TYP)
+
+
+def to_public(n: Notice, docs: list[Document] = ()) -> NoticePublic:
     overdue = n.due_date is not None and n.status != NoticeStatus.answered and n.due_date < today()
     return NoticePublic(
-        id=n.id,
-        kind=n.kind,
-        sender_org=n.sender_org,
-        recipient_org=n.recipient_org,
-        member_card_no=n.member_card_no,
-        thread_id=n.thread_id,
-        in_reply_to=n.in_reply_to,
-        supersedes=n.supersedes,
-        payload=n.payload,
-        due_date=n.due_date,
-        overdue=overdue,
-        status=n.status,
-        created_at=n.created_at,
-        delivered_at=n.delivered_at,
-        acknowledged_at=n.acknowledged_at,
-        answered_at=n.answered_at,
-    )
+        id=n.id, kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org,
+        member_card_no=n.member_card_no, thread_id=n.thread_id, in_reply_to=n.in_reply_to,
+        supersedes=n.supersedes, payload=n.payload, due_date=n.due_date, overdue=overdue, status=n.status,
+        created_at=n.created_at, delivered_at=n.delivered_at, acknowledged_at=n.acknowledged_at,
+        answered_at=n.answered_at, signature=n.signature,
+        documents=[DocumentRef(id=d.id, file_name=d.file_name, media_type=d.media_type, size=d.size, sha256=d.sha256)
+                   for d in docs],
+    )  # fmt: skip
+
+
+async def present(*, session: AsyncSession, notices: list[Notice]) -> list[NoticePublic]:
+    """Notices as the API shows them, with their documents loaded in one query."""
+    docs = await documents.carried_documents(session=session, notice_ids=[n.id for n in notices])
+    return [to_public(n, docs.get(n.id, [])) for n in notices]
+
+
+def created(n: Notice, docs: list[Document], principal: Principal) -> NoticeCreated:
+    """The response to a push or a reply: the notice and the sender's signed receipt."""
+    return NoticeCreated(**to_public(n, docs).model_dump(), receipt=receipt(n, principal, docs))
 
 
 def _check_dates(payload: BaseModel) -> None:
@@ -98,29 +137,28 @@ async def _insert(
     in_reply_to: uuid.UUID | None = None,
     supersedes: uuid.UUID | None = None,
     due_date: date | None = None,
+    docs: list[Document] = (),
 ) -> Notice:
     notice_id = uuid.uuid4()
     notice = Notice(
-        id=notice_id,
-        kind=kind.value,
-        sender_org=principal.org_code,
-        recipient_org=recipient,
-        member_card_no=member_card_no,
-        thread_id=thread_id or notice_id,
-        in_reply_to=in_reply_to,
-        supersedes=supersedes,
-        payload=payload,
-        due_date=due_date,
-        created_by=principal.account_id,
-    )
+        id=notice_id, kind=kind.value, sender_org=principal.org_code, recipient_org=recipient,
+        member_card_no=member_card_no, thread_id=thread_id or notice_id, in_reply_to=in_reply_to,
+        supersedes=supersedes, payload=payload, due_date=due_date, created_by=principal.account_id,
+        created_at=utcnow(),
+    )  # fmt: skip
+    # Signed once, here, so that pulls stay cheap.
+    notice.signature = sign_jws(canonical_content(notice, list(docs)), typ=NOTICE_TYP)
     # On PostgreSQL the inserting transaction's id orders pulls by commit visibility (see `_pull`).
     notice.tx = func.txid_current() if session.bind.dialect.name == "postgresql" else 0
     session.add(notice)
     await session.flush()
+    if docs:
+        session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
+        await session.flush()
     return notice
 
 
-async def push(*, session: AsyncSession, principal: Principal, data: Any) -> Notice:
+async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tuple[Notice, list[Document]]:
     """Push a notice from the caller's committee about a member in both sides' scope."""
     kind = K(data.kind)
     if kind in REPLY_ONLY:
@@ -139,9 +177,10 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> Not
     payload = data.payload.model_dump(mode="json", exclude_none=True)
     if kind == K.member_residence_changed:
         await _check_move(session=session, principal=principal, member=member, fields=data.payload)
+    docs = await documents.own_documents(session=session, principal=principal, ids=data.document_ids)
     if kind == K.notice_corrected:
-        return await _correct(session=session, principal=principal, data=data, member=member)
-    return await _insert(
+        return await _correct(session=session, principal=principal, data=data, member=member, docs=docs), docs
+    notice = await _insert(
         session=session,
         principal=principal,
         kind=kind,
@@ -149,7 +188,9 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> Not
         member_card_no=member.party_card_no,
         payload=payload,
         due_date=getattr(data.payload, "due_date", None),
+        docs=docs,
     )
+    return notice, docs
 
 
 async def _check_move(*, session: AsyncSession, principal: Principal, member: Member, fields: Any) -> None:
@@ -163,7 +204,9 @@ async def _check_move(*, session: AsyncSession, principal: Principal, member: Me
         raise Unprocessable("to_org phải là một quận/huyện/thị ủy.", code="not_a_district")
 
 
-async def _correct(*, session: AsyncSession, principal: Principal, data: Any, member: Member) -> Notice:
+async def _correct(
+    *, session: AsyncSession, principal: Principal, data: Any, member: Member, docs: list[Document]
+) -> Notice:
     original = await get_visible(session=session, principal=principal, notice_id=data.supersedes)
     if original.sender_org != principal.org_code:
         raise Forbidden("Chỉ bên đã gửi thông báo mới được đính chính.", code="not_sender")
@@ -199,6 +242,7 @@ async def _correct(*, session: AsyncSession, principal: Principal, data: Any, me
         payload=payload,
         thread_id=original.thread_id,
         supersedes=original.id,
+        docs=docs,
     )
 
 
@@ -224,6 +268,40 @@ async def notify_residence_change(
         )
         for district in (from_org, member.residence_org)
     ]
+
+
+async def announce_document_correction(
+    *, session: AsyncSession, principal: Principal, old: Document, new: Document, reason: str
+) -> list[Notice]:
+    """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient."""
+    carriers = (
+        await session.execute(
+            select(Notice)
+            .join(NoticeDocument, NoticeDocument.notice_id == Notice.id)
+            .where(NoticeDocument.document_id == old.id, Notice.sender_org == principal.org_code)
+            .order_by(Notice.seq)
+        )
+    ).scalars()
+    sent = []
+    for carrier in carriers:
+        payload = {
+            "reason": reason,
+            "original_kind": carrier.kind,
+            "document": {"supersedes": str(old.id), "document_id": str(new.id), "sha256": new.sha256},
+        }
+        sent.append(
+            await _insert(
+                session=session,
+                principal=principal,
+                kind=K.notice_corrected,
+                recipient=carrier.recipient_org,
+                member_card_no=carrier.member_card_no,
+                payload=payload,
+                thread_id=carrier.thread_id,
+                docs=[new],
+            )
+        )
+    return sent
 
 
 async def get_visible(
@@ -357,7 +435,9 @@ async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id:
     return notice
 
 
-async def reply(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: Any) -> Notice:
+async def reply(
+    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: Any
+) -> tuple[Notice, list[Document]]:
     """The recipient answers in the same thread; an answer marks the earlier notice answered."""
     parent = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
     if parent.recipient_org != principal.org_code:
@@ -377,6 +457,7 @@ async def reply(*, session: AsyncSession, principal: Principal, notice_id: uuid.
         raise Conflict("Thông báo này đã được trả lời.", code="already_answered")
     if kind == K.feedback_given and data.payload.year != parent.payload.get("year"):
         raise Unprocessable("Năm nhận xét phải trùng năm của phiếu xin ý kiến.", code="year_mismatch")
+    docs = await documents.own_documents(session=session, principal=principal, ids=data.document_ids)
     if kind in (K.member_accepted, K.member_not_accepted):
         await _record_acceptance(
             session=session, principal=principal, card_no=parent.member_card_no, kind=kind, fields=data.payload
@@ -391,6 +472,7 @@ async def reply(*, session: AsyncSession, principal: Principal, notice_id: uuid.
         thread_id=parent.thread_id,
         in_reply_to=parent.id,
         due_date=getattr(data.payload, "due_date", None),
+        docs=docs,
     )
     if is_answer:
         now = utcnow()
@@ -398,7 +480,7 @@ async def reply(*, session: AsyncSession, principal: Principal, notice_id: uuid.
         parent.delivered_at = parent.delivered_at or now
         parent.status = NoticeStatus.answered.value
         await session.flush()
-    return answer
+    return answer, docs
 
 
 async def _record_acceptance(

@@ -1,8 +1,9 @@
 """The one place that decides what a caller's committee may see. Every query of scoped rows goes through here."""
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, or_, select, true
 
 from app.models.audit import AuditEntry
+from app.models.document import Document, NoticeDocument
 from app.models.member import Member
 from app.models.notice import Notice
 from app.principal import Principal
@@ -30,3 +31,13 @@ def audit_entries_visible_to(principal: Principal) -> ColumnElement[bool]:
     if principal.is_khoi:
         return true()
     return or_(AuditEntry.actor_org == principal.org_code, AuditEntry.counterpart_org == principal.org_code)
+
+
+def documents_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """A document is seen by its supplier and by both parties of any notice that carries it."""
+    carried = (
+        select(NoticeDocument.document_id)
+        .join(Notice, Notice.id == NoticeDocument.notice_id)
+        .where(notices_visible_to(principal))
+    )
+    return or_(Document.supplier_org == principal.org_code, Document.id.in_(carried))

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
+from app import auditing
 from app.errors import BadRequest, Conflict, Unprocessable
 from app.models.base import utcnow
 from app.models.idempotency import IdempotencyRecord
@@ -37,15 +39,17 @@ def _lock_id(principal: Principal, key: str) -> int:
 
 async def run(
     *,
+    request: Request,
     session: AsyncSession,
     principal: Principal,
     key: str | None,
-    request_fingerprint: str,
     status_code: int,
     produce: Callable[[], Awaitable[BaseModel]],
     headers: Callable[[BaseModel], dict[str, str]] | None = None,
+    fingerprint_extra: bytes | None = None,
 ) -> JSONResponse:
     """Run `produce` once per key: replay the first response for the same body, refuse another body."""
+    auditing.note(request, status=status_code)
     if key is None:
         result = await produce()
         return JSONResponse(
@@ -61,12 +65,16 @@ async def run(
                 code="idempotency_in_progress",
                 headers={"Retry-After": "1"},
             )
+    # JSON bodies are compared byte for byte; a multipart upload by what the caller passes (its file's hash).
+    body = fingerprint_extra if fingerprint_extra is not None else await request.body()
+    request_fingerprint = fingerprint(request.method, request.url.path, body)
     record = await session.get(IdempotencyRecord, (principal.account_id, key))
     if record is not None:
         if record.fingerprint != request_fingerprint:
             raise Unprocessable(
                 "Idempotency-Key đã dùng cho một yêu cầu có nội dung khác.", code="idempotency_key_reused"
             )
+        auditing.note(request, status=record.response_status, details={"idempotent_replay": True})
         return JSONResponse(
             record.response_body,
             status_code=record.response_status,

@@ -1,0 +1,368 @@
+"""Documents: upload with provenance, read within scope, correct by a new version, verify integrity."""
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import filetype
+from jose import jwk as jose_jwk
+from jose import jws
+from pathvalidate import sanitize_filename
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import settings
+from app.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from app.models.account import Account, Role
+from app.models.base import utcnow
+from app.models.document import ATTESTATION, Document, NoticeDocument, SupplierKey
+from app.principal import Principal
+from app.security import RECEIPT_TYP, sign_jws
+from app.services import notices
+from app.services.scoping import documents_visible_to
+from app.storage import FileBlobStore, StorageFull, TooLarge
+
+log = logging.getLogger("app.documents")
+
+ALLOWED_TYPES = {
+    "application/pdf": "PDF",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "DOCX",
+    "application/vnd.oasis.opendocument.text": "ODT",
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "text/plain": "văn bản thuần",
+}
+HEAD_BYTES = 8192
+
+store = FileBlobStore(settings.blob_dir)
+
+
+class IntegrityFailure(AppError):
+    status_code = 503
+    code = "content_integrity_failed"
+    title = "Service Unavailable"
+    detail = "Bản lưu của tài liệu không khớp mã băm đã ghi nhận; đã báo cho quản trị viên."
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a client sends with a document."""
+
+    file: BinaryIO
+    file_name: str
+    supplier_unit: str | None = None
+    attested_by: str | None = None
+    signature: str | None = None
+    correction_reason: str | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """The media type by content (never by name), if it is one we accept."""
+    kind = filetype.guess(head)
+    if kind is not None:
+        return kind.mime if kind.mime in ALLOWED_TYPES else None
+    if b"\x00" in head:
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a multi-byte character cut at the end of the sample is fine
+            return None
+    return "text/plain"
+
+
+def clean_file_name(name: str) -> str:
+    """No paths, no control or reserved characters, NFC, at most 200 characters."""
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    cleaned = sanitize_filename(base, replacement_text="_").strip(" .")
+    cleaned = "".join(c for c in cleaned if unicodedata.category(c)[0] != "C")
+    if len(cleaned) > 200:
+        stem, dot, ext = cleaned.rpartition(".")
+        cleaned = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else cleaned[:200]
+    return cleaned or "tai-lieu"
+
+
+def _hash_file(f: BinaryIO, max_size: int) -> tuple[str, int, bytes]:
+    f.seek(0)
+    digest, size, head = hashlib.sha256(), 0, b""
+    while chunk := f.read(1024 * 1024):
+        size += len(chunk)
+        if size > max_size:
+            raise TooLarge
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+        digest.update(chunk)
+    f.seek(0)
+    return digest.hexdigest(), size, head
+
+
+async def upload_fingerprint(f: BinaryIO) -> bytes:
+    """What identifies an upload for Idempotency-Key: the SHA-256 of its bytes."""
+    sha256, _size, _head = await asyncio.to_thread(_hash_file, f, settings.max_document_bytes * 2)
+    return sha256.encode()
+
+
+async def _attester(*, session: AsyncSession, principal: Principal, login: str | None) -> Account:
+    """The officer who answers for the document: the named one, or the uploading officer."""
+    if login is None:
+        if principal.token_use == "staff" and principal.has_role(Role.officer):
+            return await session.get(Account, principal.account_id)
+        raise Unprocessable(
+            "Cần nêu cán bộ chịu trách nhiệm về tính chính xác của tài liệu (attested_by).", code="attester_required"
+        )
+    account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+    if (
+        account is None
+        or account.org_code != principal.org_code
+        or account.kind != "user"
+        or Role.officer.value not in account.roles
+        or account.disabled_at is not None
+    ):
+        raise Unprocessable(
+            "attested_by phải là cán bộ có vai trò officer, đang hoạt động, của chính tổ chức gửi.",
+            code="attester_not_officer",
+        )
+    return account
+
+
+async def _check_signature(*, session: AsyncSession, principal: Principal, token: str, sha256: str) -> str:
+    """A detached JWS over the document's SHA-256 (hex), by a key of the supplying committee; returns the kid."""
+    try:
+        header = jws.get_unverified_header(token)
+    except Exception:  # noqa: BLE001 - any malformed signature is the client's error
+        raise Unprocessable("Chữ ký (signature) không phải JWS hợp lệ.", code="signature_invalid") from None
+    kid = header.get("kid")
+    if header.get("alg") != "ES256" or not isinstance(kid, str) or len(kid) > 128:
+        raise Unprocessable("Chữ ký phải là JWS ES256 có 'kid'.", code="signature_invalid")
+    key = await session.get(SupplierKey, kid)
+    if key is None or key.revoked_at is not None:
+        raise Unprocessable("Không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown")
+    if key.org_code != principal.org_code:
+        raise Unprocessable("Khóa ký thuộc tổ chức khác, không phải bên cung cấp.", code="signature_key_not_supplier")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Unprocessable("Chữ ký phải là JWS dạng compact.", code="signature_invalid")
+    payload = base64.urlsafe_b64encode(sha256.encode()).rstrip(b"=").decode()
+    attached = f"{parts[0]}.{payload}.{parts[2]}"
+    if parts[1] not in ("", payload):
+        raise Unprocessable("Chữ ký được tạo trên nội dung khác.", code="signature_mismatch")
+    try:
+        jws.verify(attached, jose_jwk.construct(key.jwk, "ES256"), algorithms=["ES256"])
+    except Exception:  # noqa: BLE001 - a failed check is the client's error
+        raise Unprocessable("Chữ ký không khớp với nội dung tài liệu.", code="signature_mismatch") from None
+    return kid
+
+
+def _receipt(doc: Document, principal: Principal) -> str:
+    payload = {
+        "receipt_for": "document",
+        "id": str(doc.id),
+        "supplier_org": doc.supplier_org,
+        "supplied_by": principal.login,
+        "attested_by": doc.attester_name,
+        "sha256": doc.sha256,
+        "size": doc.size,
+        "media_type": doc.media_type,
+        "received_at": doc.created_at.isoformat(),
+    }
+    return sign_jws(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), typ=RECEIPT_TYP)
+
+
+async def _store(*, session: AsyncSession, principal: Principal, upload: Upload, previous: Document | None) -> Document:
+    attester = await _attester(session=session, principal=principal, login=upload.attested_by)
+    try:
+        sha256, size, head = await asyncio.to_thread(_hash_file, upload.file, settings.max_document_bytes)
+    except TooLarge:
+        raise PayloadTooLarge(
+            f"Tài liệu vượt quá {settings.max_document_bytes} byte.", code="document_too_large"
+        ) from None
+    if size == 0:
+        raise Unprocessable("Tài liệu rỗng.", code="empty_document")
+    media_type = sniff(head)
+    if media_type is None:
+        allowed = ", ".join(ALLOWED_TYPES.values())
+        raise UnsupportedMediaType(
+            f"Loại tệp không được chấp nhận (kiểm tra theo nội dung). Được phép: {allowed}.",
+            code="unsupported_document_type",
+        )
+    kid = None
+    if upload.signature:
+        kid = await _check_signature(session=session, principal=principal, token=upload.signature, sha256=sha256)
+    try:
+        stored = await asyncio.to_thread(store.put, upload.file, max_size=settings.max_document_bytes)
+    except StorageFull:
+        log.error("document storage is full")
+        raise InsufficientStorage("Kho lưu trữ tài liệu đã đầy; tài liệu chưa được lưu.") from None
+    if stored.sha256 != sha256:  # the upload changed between the two passes: refuse rather than guess
+        raise Conflict("Nội dung tải lên thay đổi trong khi xử lý.", code="upload_changed")
+    doc_id = uuid.uuid4()
+    doc = Document(
+        id=doc_id,
+        root_id=previous.root_id if previous else doc_id,
+        version=previous.version + 1 if previous else 1,
+        supersedes=previous.id if previous else None,
+        correction_reason=upload.correction_reason,
+        supplier_org=principal.org_code,
+        supplier_unit=upload.supplier_unit,
+        uploaded_by=principal.account_id,
+        attested_by=attester.id,
+        attester_name=attester.full_name or attester.login,
+        attester_position=attester.position or "",
+        attestation=ATTESTATION,
+        file_name=clean_file_name(upload.file_name),
+        media_type=media_type,
+        size=size,
+        sha256=sha256,
+        signature=upload.signature,
+        signature_kid=kid,
+        receipt="",
+        created_at=utcnow(),
+    )
+    doc.receipt = _receipt(doc, principal)
+    session.add(doc)
+    await session.flush()
+    return doc
+
+
+async def upload(*, session: AsyncSession, principal: Principal, data: Upload) -> Document:
+    """Store a new document with its provenance, fixed at upload."""
+    return await _store(session=session, principal=principal, upload=data, previous=None)
+
+
+async def get_visible(*, session: AsyncSession, principal: Principal, document_id: uuid.UUID) -> Document:
+    """A document the caller supplied or received with a notice, or 404."""
+    stmt = select(Document).where(Document.id == document_id, documents_visible_to(principal))
+    doc = (await session.execute(stmt)).scalar_one_or_none()
+    if doc is None:
+        raise NotFound("Không tìm thấy tài liệu.", code="document_not_found")
+    return doc
+
+
+async def superseded_by(*, session: AsyncSession, document_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(select(Document.id).where(Document.supersedes == document_id))
+
+
+async def versions(*, session: AsyncSession, principal: Principal, doc: Document) -> list[Document]:
+    """The versions of a document the caller may see, oldest first."""
+    stmt = (
+        select(Document)
+        .where(Document.root_id == doc.root_id, documents_visible_to(principal))
+        .order_by(Document.version)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def open_verified(*, doc: Document) -> BinaryIO:
+    """The stored bytes, after checking they still hash to what was recorded."""
+    actual = await asyncio.to_thread(store.digest, doc.sha256)
+    if actual != doc.sha256:
+        log.critical("document %s: stored bytes do not match the recorded SHA-256 (found %s)", doc.id, actual)
+        raise IntegrityFailure()
+    return await asyncio.to_thread(store.open, doc.sha256)
+
+
+async def correct(
+    *, session: AsyncSession, principal: Principal, document_id: uuid.UUID, data: Upload
+) -> tuple[Document, list[Any]]:
+    """A corrected version by the supplier; everyone who received the old one gets a notice.corrected."""
+    old = await get_visible(session=session, principal=principal, document_id=document_id)
+    if old.supplier_org != principal.org_code:
+        raise Forbidden("Chỉ bên cung cấp mới được đính chính tài liệu.", code="not_supplier")
+    if await superseded_by(session=session, document_id=old.id) is not None:
+        raise Conflict("Tài liệu này đã có bản đính chính; hãy đính chính bản mới nhất.", code="not_latest")
+    new = await _store(session=session, principal=principal, upload=data, previous=old)
+    sent = await notices.announce_document_correction(
+        session=session, principal=principal, old=old, new=new, reason=data.correction_reason or ""
+    )
+    return new, sent
+
+
+async def carried_documents(*, session: AsyncSession, notice_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Document]]:
+    """The documents each notice carries, in one query."""
+    if not notice_ids:
+        return {}
+    rows = await session.execute(
+        select(NoticeDocument.notice_id, Document)
+        .join(Document, Document.id == NoticeDocument.document_id)
+        .where(NoticeDocument.notice_id.in_(notice_ids))
+        .order_by(Document.created_at)
+    )
+    out: dict[uuid.UUID, list[Document]] = {}
+    for notice_id, doc in rows:
+        out.setdefault(notice_id, []).append(doc)
+    return out
+
+
+async def own_documents(*, session: AsyncSession, principal: Principal, ids: list[uuid.UUID]) -> list[Document]:
+    """Documents the caller's committee supplied, to attach to a notice; any other id is a 404."""
+    if not ids:
+        return []
+    unique = list(dict.fromkeys(ids))
+    docs = list(
+        (
+            await session.execute(
+                select(Document).where(Document.id.in_(unique), Document.supplier_org == principal.org_code)
+            )
+        ).scalars()
+    )
+    if len(docs) != len(unique):
+        raise NotFound("Chỉ đính kèm được tài liệu do chính tổ chức cung cấp.", code="document_not_found")
+    return sorted(docs, key=lambda d: unique.index(d.id))
+
+
+# ---- supplier keys ----------------------------------------------------------------------------------------
+
+
+async def register_key(*, session: AsyncSession, principal: Principal, key: dict[str, Any]) -> SupplierKey:
+    """Register a committee's ES256 public key for signing documents (its own admin only)."""
+    if key.get("kty") != "EC" or key.get("crv") != "P-256" or "d" in key or not key.get("x") or not key.get("y"):
+        raise Unprocessable("Khóa phải là JWK công khai EC P-256 (ES256), không chứa khóa bí mật.", code="invalid_key")
+    public = {k: key[k] for k in ("kty", "crv", "x", "y")}
+    try:
+        jose_jwk.construct({**public, "alg": "ES256"}, "ES256").to_pem()
+    except Exception:  # noqa: BLE001 - not a point on the curve, bad encoding: the client's error
+        raise Unprocessable("Khóa công khai không hợp lệ.", code="invalid_key") from None
+    thumb = hashlib.sha256(json.dumps(public, sort_keys=True, separators=(",", ":")).encode()).digest()
+    kid = key.get("kid") or base64.urlsafe_b64encode(thumb).rstrip(b"=").decode()
+    if not isinstance(kid, str) or not 1 <= len(kid) <= 128:
+        raise Unprocessable("kid không hợp lệ.", code="invalid_key")
+    if await session.get(SupplierKey, kid) is not None:
+        raise Conflict("Đã có khóa với kid này.", code="key_exists")
+    row = SupplierKey(
+        kid=kid,
+        org_code=principal.org_code,
+        jwk={**public, "kid": kid, "alg": "ES256"},
+        created_by=principal.account_id,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_keys(*, session: AsyncSession, principal: Principal) -> list[SupplierKey]:
+    stmt = select(SupplierKey).where(SupplierKey.org_code == principal.org_code).order_by(SupplierKey.created_at)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def revoke_key(*, session: AsyncSession, principal: Principal, kid: str) -> SupplierKey:
+    key = await session.get(SupplierKey, kid)
+    if key is None or key.org_code != principal.org_code:
+        raise NotFound("Không tìm thấy khóa.", code="key_not_found")
+    key.revoked_at = key.revoked_at or utcnow()
+    await session.flush()
+    return key
