@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
 
+    webhook_worker: bool = Field(default=True, description="run the push delivery worker in this process")
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Seconds before each attempt after the first; about three days in all, each with ±20 % jitter.
+    webhook_retry_schedule: list[float] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 72000]
+    webhook_secret_grace_seconds: int = Field(default=86_400, ge=0)
+    webhook_allowed_networks: str = Field(
+        default="", description="comma-separated networks subscription URLs may resolve to (SSRF guard)"
+    )
+
     trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
     log_level: str = "INFO"
     demo_accounts: bool = Field(default=False, description="create the documented demo accounts on start")
@@ -87,6 +97,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def webhook_networks(self) -> tuple:
+        nets = self.webhook_allowed_networks or ("" if self.environment == "production" else "127.0.0.0/8,::1/128")
+        return tuple(ip_network(p.strip(), strict=False) for p in nets.split(",") if p.strip())
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple:

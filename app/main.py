@@ -11,10 +11,20 @@ from app.db import db
 from app.handlers import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
-from app.routers import accounts, auth, documents, health, members, notices, organizations, supplier_keys
+from app.routers import (
+    accounts,
+    auth,
+    documents,
+    health,
+    members,
+    notices,
+    organizations,
+    subscriptions,
+    supplier_keys,
+)
 from app.routers import audit as audit_router
 from app.security import keystore
-from app.services import audit
+from app.services import audit, webhooks
 from app.services.keys import ensure_signing_key
 
 log = logging.getLogger("app")
@@ -36,6 +46,7 @@ TAGS = [
     {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
     {"name": "Tài liệu", "description": "Tài liệu kèm nguồn gốc: bên cung cấp, cán bộ chịu trách nhiệm, mã băm."},
     {"name": "Khóa ký tài liệu", "description": "Khóa công khai để tổ chức ký tài liệu mình cung cấp."},
+    {"name": "Nhận thông báo đẩy", "description": "Hệ thống của tổ chức nhận thông báo mới (Standard Webhooks)."},
     {"name": "Quản trị tài khoản", "description": "Tài khoản hệ thống và cán bộ của từng tổ chức."},
     {"name": "Nhật ký kiểm tra", "description": "Ai đã đọc, ghi gì; kiểm tra toàn vẹn; checkpoint đã ký."},
     {"name": "Hệ thống", "description": "Kiểm tra tình trạng dịch vụ."},
@@ -52,10 +63,12 @@ async def lifespan(_app: FastAPI):
     if not keystore.has_keys():
         raise RuntimeError("no signing key: run `member-exchange init` first")
     stop = asyncio.Event()
-    sealer = asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop))
+    tasks = [asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop))]
+    if settings.webhook_worker:
+        tasks.append(asyncio.create_task(webhooks.run_worker(sessions=db.sessions, stop=stop)))
     yield
     stop.set()
-    await sealer
+    await asyncio.gather(*tasks)
     await db.engine.dispose()
 
 
@@ -76,7 +89,18 @@ def create_app() -> FastAPI:
         max_upload_bytes=settings.max_document_bytes,
     )
     install_error_handlers(app)
-    routers = (health, auth, organizations, members, notices, documents, supplier_keys, accounts, audit_router)
+    routers = (
+        health,
+        auth,
+        organizations,
+        members,
+        notices,
+        documents,
+        subscriptions,
+        supplier_keys,
+        accounts,
+        audit_router,
+    )
     for module in routers:
         app.include_router(module.router)
     return app

@@ -7,12 +7,15 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
 from app.models.organization import Organization
+from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 
 __all__ = [
     "Account",
     "AuditChainLink",
     "AuditCheckpoint",
     "AuditEntry",
+    "Delivery",
+    "DeliveryAttempt",
     "Document",
     "IdempotencyRecord",
     "LoginThrottle",
@@ -21,5 +24,6 @@ __all__ = [
     "NoticeDocument",
     "Organization",
     "SigningKey",
+    "Subscription",
     "SupplierKey",
 ]

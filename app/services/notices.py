@@ -20,7 +20,7 @@ from app.models.member import Member, ResidenceStatus
 from app.models.notice import FIELDS_BY_KIND, Notice, NoticeCreated, NoticeKind, NoticePublic, NoticeStatus
 from app.principal import Principal
 from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
-from app.services import documents, members
+from app.services import documents, members, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import notices_visible_to
 
@@ -154,7 +154,8 @@ async def _insert(
     await session.flush()
     if docs:
         session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
-        await session.flush()
+    await webhooks.enqueue(session=session, notice=notice)
+    await session.flush()
     return notice
 
 

@@ -1,0 +1,367 @@
+"""Push delivery (Standard Webhooks): subscriptions, the outbox written with each notice, the delivery worker.
+
+Deliveries are rows written in the transaction of the notice they announce, so a crash between commit and
+sending loses nothing. The worker leases due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several service
+processes never send the same one at once), sends them, and records each attempt.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from app.config import settings
+from app.errors import NotFound, Unprocessable
+from app.models.base import utcnow
+from app.models.notice import Notice
+from app.models.subscription import Delivery, DeliveryAttempt, Subscription, SubscriptionCreate
+from app.principal import Principal
+
+log = logging.getLogger("app.webhooks")
+
+EVENT_TYPE = "notice.created"
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(b"member-exchange/subscriptions:" + settings.key_passphrase.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _seal(secret: str) -> str:
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def _unseal(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode()
+
+
+# ---- the address guard (SSRF) -----------------------------------------------------------------------------
+
+
+async def resolve_allowed(url: str) -> list[str]:
+    """The URL's resolved addresses, all inside the operator's allow-list; raises Unprocessable otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        raise Unprocessable(
+            "URL phải có dạng https://máy-chủ/đường-dẫn, không kèm thông tin đăng nhập.", code="invalid_url"
+        )
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise Unprocessable("Không phân giải được tên máy chủ của URL.", code="url_unresolvable") from None
+    addresses = sorted({info[4][0] for info in infos})
+    if not addresses or not all(any(ip_address(a) in net for net in settings.webhook_networks) for a in addresses):
+        raise Unprocessable("Địa chỉ của URL không nằm trong danh sách cho phép của hệ thống.", code="url_not_allowed")
+    if parts.scheme == "http" and (
+        settings.environment == "production" or not all(ip_address(a).is_loopback for a in addresses)
+    ):
+        raise Unprocessable("Phải dùng HTTPS (HTTP chỉ cho địa chỉ loopback khi phát triển).", code="https_required")
+    return addresses
+
+
+# ---- subscriptions ----------------------------------------------------------------------------------------
+
+
+async def create(*, session: AsyncSession, principal: Principal, data: SubscriptionCreate) -> tuple[Subscription, str]:
+    """Subscribe the caller's committee; returns the subscription and its secret (shown once)."""
+    await resolve_allowed(data.url)
+    secret = _new_secret()
+    sub = Subscription(
+        org_code=principal.org_code,
+        url=data.url,
+        kinds=[k.value for k in data.kinds],
+        secret=_seal(secret),
+        created_by=principal.account_id,
+    )
+    session.add(sub)
+    await session.flush()
+    return sub, secret
+
+
+async def get_own(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
+    """The caller's committee's subscription, or 404."""
+    sub = await session.get(Subscription, subscription_id)
+    if sub is None or sub.org_code != principal.org_code or sub.deleted_at is not None:
+        raise NotFound("Không tìm thấy đăng ký nhận thông báo.", code="subscription_not_found")
+    return sub
+
+
+async def list_own(*, session: AsyncSession, principal: Principal) -> list[Subscription]:
+    stmt = (
+        select(Subscription)
+        .where(Subscription.org_code == principal.org_code, Subscription.deleted_at.is_(None))
+        .order_by(Subscription.created_at)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def delete(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
+    """Stop delivering; what was pending is cancelled, the history stays."""
+    sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
+    sub.deleted_at, sub.active = utcnow(), False
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.subscription_id == sub.id, Delivery.status == "pending")
+        .values(status="cancelled")
+    )
+    await session.flush()
+    return sub
+
+
+async def rotate_secret(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> str:
+    """A new secret; the old one keeps signing alongside it for the grace period."""
+    sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
+    secret = _new_secret()
+    sub.previous_secret = sub.secret
+    sub.previous_secret_until = utcnow() + timedelta(seconds=settings.webhook_secret_grace_seconds)
+    sub.secret = _seal(secret)
+    await session.flush()
+    return secret
+
+
+async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
+    """In the notice's own transaction: one delivery per matching subscription of the recipient."""
+    subs = (
+        await session.execute(
+            select(Subscription).where(
+                Subscription.org_code == notice.recipient_org,
+                Subscription.active.is_(True),
+                Subscription.deleted_at.is_(None),
+            )
+        )
+    ).scalars()
+    for sub in subs:
+        if sub.kinds and notice.kind not in sub.kinds:
+            continue
+        delivery_id = uuid.uuid4()
+        # Thin on purpose: the receiver fetches the notice through the authenticated API.
+        body = {
+            "type": EVENT_TYPE,
+            "timestamp": notice.created_at.isoformat(),
+            "data": {"notice_id": str(notice.id), "kind": notice.kind, "created_at": notice.created_at.isoformat()},
+        }
+        session.add(
+            Delivery(
+                id=delivery_id,
+                subscription_id=sub.id,
+                notice_id=notice.id,
+                event_type=EVENT_TYPE,
+                payload=json.dumps(body, separators=(",", ":")),
+                next_attempt_at=utcnow(),
+            )
+        )
+
+
+async def deliveries(
+    *, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, after: datetime | None, limit: int
+) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+    """The subscription's deliveries, newest first, each with every attempt."""
+    sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
+    stmt = (
+        select(Delivery)
+        .where(Delivery.subscription_id == sub.id)
+        .order_by(Delivery.created_at.desc(), Delivery.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Delivery.created_at < after)
+    rows = list((await session.execute(stmt)).scalars())
+    attempts: dict[uuid.UUID, list[DeliveryAttempt]] = {}
+    if rows:
+        found = await session.execute(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_([d.id for d in rows]))
+            .order_by(DeliveryAttempt.attempt)
+        )
+        for a in found.scalars():
+            attempts.setdefault(a.delivery_id, []).append(a)
+    return [(d, attempts.get(d.id, [])) for d in rows]
+
+
+async def redeliver(
+    *, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, delivery_id: uuid.UUID
+) -> Delivery:
+    """Send a delivery again, now (its history is kept)."""
+    sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None or delivery.subscription_id != sub.id:
+        raise NotFound("Không tìm thấy lần gửi này.", code="delivery_not_found")
+    if not sub.active:
+        raise Unprocessable("Đăng ký đang bị tạm dừng.", code="subscription_disabled")
+    delivery.status, delivery.next_attempt_at = "pending", utcnow()
+    await session.flush()
+    return delivery
+
+
+# ---- the worker ---------------------------------------------------------------------------------------------
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(timedelta(seconds=max(0, int(value))), MAX_RETRY_AFTER)
+    except ValueError:
+        try:
+            return min(max(parsedate_to_datetime(value) - datetime.now(UTC), timedelta(0)), MAX_RETRY_AFTER)
+        except (TypeError, ValueError):
+            return None
+
+
+def _signature(sub: Subscription, delivery: Delivery, at: datetime) -> str:
+    secrets_now = [_unseal(sub.secret)]
+    if sub.previous_secret and sub.previous_secret_until and sub.previous_secret_until > at:
+        secrets_now.append(_unseal(sub.previous_secret))
+    return " ".join(Webhook(s).sign(str(delivery.id), at, delivery.payload) for s in secrets_now)
+
+
+async def _send(client: httpx.AsyncClient, sub: Subscription, delivery: Delivery) -> dict:
+    at = datetime.now(UTC).replace(microsecond=0)
+    started = time.monotonic()
+    outcome = {"status_code": None, "error": None, "retry_after": None, "duration_ms": 0}
+    if not sub.active:
+        outcome["error"] = "subscription_disabled"
+        return outcome
+    try:
+        await resolve_allowed(sub.url)  # again at send time: DNS may have changed since registration
+        response = await client.post(
+            sub.url,
+            content=delivery.payload,
+            headers={
+                "content-type": "application/json",
+                "webhook-id": str(delivery.id),
+                "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": _signature(sub, delivery, at),
+            },
+        )
+        outcome["status_code"] = response.status_code
+        if response.status_code in (429, 503):
+            outcome["retry_after"] = _retry_after(response)
+    except Unprocessable as exc:
+        outcome["error"] = exc.code
+    except httpx.TimeoutException:
+        outcome["error"] = "timeout"
+    except httpx.HTTPError as exc:
+        outcome["error"] = type(exc).__name__
+    outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return outcome
+
+
+def _next_attempt(attempt: int, retry_after: timedelta | None) -> datetime | None:
+    """When to try again after `attempt` failed attempts; None when the schedule is used up."""
+    schedule = settings.webhook_retry_schedule
+    if attempt > len(schedule):
+        return None
+    wait = timedelta(seconds=schedule[attempt - 1] * random.uniform(0.8, 1.2))
+    if retry_after is not None:
+        wait = max(wait, retry_after)
+    return utcnow() + wait
+
+
+async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient, batch: int = 20) -> int:
+    """Lease due deliveries, send them concurrently, record the outcomes; returns how many were sent."""
+    lease = timedelta(seconds=settings.webhook_timeout_seconds + 15)
+    async with sessions() as session:
+        due = list(
+            (
+                await session.execute(
+                    select(Delivery)
+                    .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow())
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars()
+        )
+        if not due:
+            await session.commit()
+            return 0
+        for d in due:  # leased: no other worker picks these up until the lease runs out
+            d.next_attempt_at = utcnow() + lease
+        subs = {
+            s.id: s
+            for s in (
+                await session.execute(select(Subscription).where(Subscription.id.in_({d.subscription_id for d in due})))
+            ).scalars()
+        }
+        await session.commit()
+    outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due))
+    async with sessions() as session:
+        for d, outcome in zip(due, outcomes, strict=True):
+            await _record(session, d, subs[d.subscription_id], outcome)
+        await session.commit()
+    return len(due)
+
+
+async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome: dict) -> None:
+    delivery = await session.get(Delivery, d.id)
+    delivery.attempts += 1
+    session.add(
+        DeliveryAttempt(
+            delivery_id=d.id,
+            attempt=delivery.attempts,
+            status_code=outcome["status_code"],
+            error=outcome["error"],
+            duration_ms=outcome["duration_ms"],
+        )
+    )
+    code = outcome["status_code"]
+    if code is not None and 200 <= code < 300:
+        delivery.status, delivery.delivered_at = "succeeded", utcnow()
+    elif code == 410 or outcome["error"] == "subscription_disabled":
+        delivery.status = "failed"
+        if code == 410:
+            await session.execute(
+                update(Subscription)
+                .where(Subscription.id == sub.id)
+                .values(active=False, disabled_reason="Bên nhận trả về 410 Gone")
+            )
+            log.warning("subscription %s disabled: receiver answered 410", sub.id)
+    else:
+        following = _next_attempt(delivery.attempts, outcome["retry_after"])
+        if following is None:
+            delivery.status = "failed"
+            log.warning("delivery %s failed after %d attempts", d.id, delivery.attempts)
+        else:
+            delivery.next_attempt_at = following
+
+
+async def run_worker(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+    """Background loop of a service process."""
+    async with httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
+    ) as client:
+        while not stop.is_set():
+            try:
+                sent = await deliver_due(sessions=sessions, client=client)
+            except Exception:
+                log.warning("webhook delivery round failed; retrying", exc_info=True)
+                sent = 0
+            if sent:
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.webhook_poll_seconds)
+            except TimeoutError:
+                pass
