@@ -15,16 +15,18 @@ from app.routers import (
     accounts,
     auth,
     documents,
+    feedback_rounds,
     health,
     members,
     notices,
     organizations,
+    reports,
     subscriptions,
     supplier_keys,
 )
 from app.routers import audit as audit_router
 from app.security import keystore
-from app.services import audit, webhooks
+from app.services import audit, feedback, webhooks
 from app.services.keys import ensure_signing_key
 
 log = logging.getLogger("app")
@@ -46,6 +48,8 @@ TAGS = [
     {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
     {"name": "Tài liệu", "description": "Tài liệu kèm nguồn gốc: bên cung cấp, cán bộ chịu trách nhiệm, mã băm."},
     {"name": "Khóa ký tài liệu", "description": "Khóa công khai để tổ chức ký tài liệu mình cung cấp."},
+    {"name": "Đợt xin ý kiến nơi cư trú", "description": "Đợt nhận xét hằng năm: mở một lần, theo dõi tiến độ."},
+    {"name": "Báo cáo", "description": "Đối soát các việc còn mở giữa hai bên (JSON hoặc CSV)."},
     {"name": "Nhận thông báo đẩy", "description": "Hệ thống của tổ chức nhận thông báo mới (Standard Webhooks)."},
     {"name": "Quản trị tài khoản", "description": "Tài khoản hệ thống và cán bộ của từng tổ chức."},
     {"name": "Nhật ký kiểm tra", "description": "Ai đã đọc, ghi gì; kiểm tra toàn vẹn; checkpoint đã ký."},
@@ -66,6 +70,7 @@ async def lifespan(_app: FastAPI):
     tasks = [asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop))]
     if settings.webhook_worker:
         tasks.append(asyncio.create_task(webhooks.run_worker(sessions=db.sessions, stop=stop)))
+        tasks.append(asyncio.create_task(feedback.run_reminders(stop=stop)))
     yield
     stop.set()
     await asyncio.gather(*tasks)
@@ -96,6 +101,8 @@ def create_app() -> FastAPI:
         members,
         notices,
         documents,
+        feedback_rounds,
+        reports,
         subscriptions,
         supplier_keys,
         accounts,

@@ -66,6 +66,8 @@ _EPHEMERAL_TABLES = [
     "audit_chain",
     "audit_entries",
     "idempotency_keys",
+    "feedback_round_items",
+    "feedback_rounds",
     "delivery_attempts",
     "deliveries",
     "subscriptions",

@@ -3,6 +3,7 @@
 from app.models.account import Account, LoginThrottle, SigningKey
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry
 from app.models.document import Document, NoticeDocument, SupplierKey
+from app.models.feedback import FeedbackRound, FeedbackRoundItem
 from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
@@ -17,6 +18,8 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Document",
+    "FeedbackRound",
+    "FeedbackRoundItem",
     "IdempotencyRecord",
     "LoginThrottle",
     "Member",

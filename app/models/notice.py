@@ -23,6 +23,7 @@ class NoticeKind(StrEnum):
     member_residence_changed = "member.residence_changed"
     feedback_requested = "feedback.requested"
     feedback_given = "feedback.given"
+    feedback_reminder = "feedback.reminder"
     violation_reported = "violation.reported"
     discipline_decided = "discipline.decided"
     info_requested = "info.requested"
@@ -127,6 +128,15 @@ class FeedbackGivenFields(_Payload):
     reviewed_on: date
 
 
+class FeedbackReminderFields(_Payload):
+    """Sent by the service itself for an overdue comment request; answered by answering that request."""
+
+    year: int = Field(ge=2000, le=2100)
+    due_date: date
+    request_id: uuid.UUID
+    overdue_days: int = Field(ge=1)
+
+
 class ViolationReportedFields(_Payload):
     summary: Text = Field(max_length=500)
     observed_on: date
@@ -170,6 +180,7 @@ FIELDS_BY_KIND: dict[NoticeKind, type[_Payload]] = {
     NoticeKind.member_residence_changed: ResidenceChangedFields,
     NoticeKind.feedback_requested: FeedbackRequestedFields,
     NoticeKind.feedback_given: FeedbackGivenFields,
+    NoticeKind.feedback_reminder: FeedbackReminderFields,
     NoticeKind.violation_reported: ViolationReportedFields,
     NoticeKind.discipline_decided: DisciplineDecidedFields,
     NoticeKind.info_requested: InfoRequestedFields,

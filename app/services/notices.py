@@ -43,6 +43,7 @@ REPLIES: dict[NoticeKind, set[NoticeKind]] = {
     K.member_accepted: {K.info_requested},
     K.member_not_accepted: {K.info_requested},
     K.feedback_given: {K.info_requested},
+    K.feedback_reminder: {K.info_requested},
     K.info_provided: {K.info_requested},
     K.notice_corrected: {K.info_requested},
 }
@@ -58,23 +59,25 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-def canonical_content(n: Notice, docs: list[Document]) -> bytes:
-    """What the service signs: the notice's content and its documents' hashes, never its delivery status."""
-    content = {
-        "id": str(n.id),
-        "kind": n.kind,
-        "sender_org": n.sender_org,
-        "recipient_org": n.recipient_org,
-        "member_card_no": n.member_card_no,
-        "thread_id": str(n.thread_id),
+def content_of(n: Notice) -> dict[str, Any]:
+    """The signed fields of a notice: its content, never its delivery status."""
+    return {
+        "id": str(n.id), "kind": n.kind, "sender_org": n.sender_org, "recipient_org": n.recipient_org,
+        "member_card_no": n.member_card_no, "thread_id": str(n.thread_id),
         "in_reply_to": str(n.in_reply_to) if n.in_reply_to else None,
-        "supersedes": str(n.supersedes) if n.supersedes else None,
-        "payload": n.payload,
-        "due_date": n.due_date.isoformat() if n.due_date else None,
-        "created_at": n.created_at.isoformat(),
-        "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs],
-    }
+        "supersedes": str(n.supersedes) if n.supersedes else None, "payload": n.payload,
+        "due_date": n.due_date.isoformat() if n.due_date else None, "created_at": n.created_at.isoformat(),
+    }  # fmt: skip
+
+
+def canonical(content: dict[str, Any], docs: list[Document]) -> bytes:
+    """The canonical JSON the service signs: the content and each document's id and SHA-256."""
+    content = {**content, "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs]}
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_content(n: Notice, docs: list[Document]) -> bytes:
+    return canonical(content_of(n), docs)
 
 
 def receipt(n: Notice, principal: Principal, docs: list[Document]) -> str:
@@ -157,6 +160,28 @@ async def _insert(
     await webhooks.enqueue(session=session, notice=notice)
     await session.flush()
     return notice
+
+
+async def insert_service_notice(
+    *,
+    session: AsyncSession,
+    sender: Principal,
+    kind: NoticeKind,
+    recipient: str,
+    member_card_no: str,
+    payload: dict[str, Any],
+    thread_id: uuid.UUID,
+) -> Notice:
+    """A notice the service sends on its own (reminders): signed and announced like any other."""
+    return await _insert(
+        session=session,
+        principal=sender,
+        kind=kind,
+        recipient=recipient,
+        member_card_no=member_card_no,
+        payload=payload,
+        thread_id=thread_id,
+    )
 
 
 async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tuple[Notice, list[Document]]:

@@ -140,37 +140,52 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
     return secret
 
 
-async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
-    """In the notice's own transaction: one delivery per matching subscription of the recipient."""
-    subs = (
-        await session.execute(
-            select(Subscription).where(
-                Subscription.org_code == notice.recipient_org,
-                Subscription.active.is_(True),
-                Subscription.deleted_at.is_(None),
-            )
-        )
-    ).scalars()
+async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | None = None) -> dict[str, list]:
+    """Active subscriptions, by committee (for creating deliveries in bulk)."""
+    stmt = select(Subscription).where(Subscription.active.is_(True), Subscription.deleted_at.is_(None))
+    if org_codes is not None:
+        stmt = stmt.where(Subscription.org_code.in_(org_codes))
+    out: dict[str, list] = {}
+    for sub in (await session.execute(stmt)).scalars():
+        out.setdefault(sub.org_code, []).append(sub)
+    return out
+
+
+def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, created_at: datetime) -> list[dict]:
+    """The outbox rows announcing one notice to the subscriptions that want its kind."""
+    rows = []
     for sub in subs:
-        if sub.kinds and notice.kind not in sub.kinds:
+        if sub.kinds and kind not in sub.kinds:
             continue
-        delivery_id = uuid.uuid4()
         # Thin on purpose: the receiver fetches the notice through the authenticated API.
         body = {
             "type": EVENT_TYPE,
-            "timestamp": notice.created_at.isoformat(),
-            "data": {"notice_id": str(notice.id), "kind": notice.kind, "created_at": notice.created_at.isoformat()},
+            "timestamp": created_at.isoformat(),
+            "data": {"notice_id": str(notice_id), "kind": kind, "created_at": created_at.isoformat()},
         }
-        session.add(
-            Delivery(
-                id=delivery_id,
-                subscription_id=sub.id,
-                notice_id=notice.id,
-                event_type=EVENT_TYPE,
-                payload=json.dumps(body, separators=(",", ":")),
-                next_attempt_at=utcnow(),
-            )
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "subscription_id": sub.id,
+                "notice_id": notice_id,
+                "event_type": EVENT_TYPE,
+                "payload": json.dumps(body, separators=(",", ":")),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": created_at,
+                "created_at": created_at,
+                "delivered_at": None,
+            }
         )
+    return rows
+
+
+async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
+    """In the notice's own transaction: one delivery per matching subscription of the recipient."""
+    subs = (await subscriptions_by_org(session=session, org_codes={notice.recipient_org})).get(notice.recipient_org)
+    if subs:
+        rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
+        session.add_all([Delivery(**row) for row in rows])
 
 
 async def deliveries(

@@ -1,0 +1,71 @@
+"""The annual residence-comment round: one call to open it, a progress board to follow it."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request, Response
+
+from app import auditing
+from app.deps import SessionDep, Worker, require_roles
+from app.models.account import Role
+from app.models.feedback import FeedbackRoundCreate, FeedbackRoundPublic, RemindersSent
+from app.principal import Principal
+from app.services import feedback as svc
+
+router = APIRouter(prefix="/api/v1/feedback-rounds", tags=["Đợt xin ý kiến nơi cư trú"])
+
+Organiser = Annotated[Principal, Depends(require_roles(Role.admin, Role.clerk, Role.officer))]
+_EXAMPLE = {"year": {"summary": "Đợt nhận xét cuối năm 2026", "value": {"year": 2026, "deadline": "2026-12-15"}}}
+
+
+@router.post(
+    "",
+    name="feedback_round.start",
+    response_model=FeedbackRoundPublic,
+    status_code=201,
+    summary="Mở đợt xin ý kiến nhận xét (Đảng ủy Khối)",
+    description="Tạo một phiếu `feedback.requested` cho mỗi đảng viên đủ điều kiện, gửi quận/huyện nơi cư "
+    "trú; việc tạo chạy nền theo lô, xem tiến độ ở GET. Gọi lại cùng năm và phạm vi không tạo "
+    "trùng: chỉ bổ sung phiếu còn thiếu (200).",
+    responses={
+        200: {"model": FeedbackRoundPublic, "description": "Đợt đã có; bổ sung phiếu còn thiếu"},
+        403: {"description": "Chỉ Đảng ủy Khối"},
+    },
+)
+async def start_round(
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    principal: Organiser,
+    data: Annotated[FeedbackRoundCreate, Body(openapi_examples=_EXAMPLE)],
+) -> FeedbackRoundPublic:
+    rnd, created = await svc.start(session=session, principal=principal, data=data)
+    response.status_code = 201 if created else 200
+    auditing.note(request, resource_id=str(rnd.id), status=response.status_code)
+    background.add_task(svc.run, rnd.id)  # after the commit; resumable by calling again
+    if created:
+        response.headers["Location"] = f"/api/v1/feedback-rounds/{rnd.id}"
+    return await svc.progress(session=session, principal=principal, round_id=rnd.id)
+
+
+@router.get(
+    "/{round_id}",
+    name="feedback_round.read",
+    response_model=FeedbackRoundPublic,
+    summary="Tiến độ: theo quận/huyện và theo đơn vị (quận/huyện chỉ thấy phần của mình)",
+    responses={404: {"description": "Không có đợt này"}},
+)
+async def get_round(session: SessionDep, principal: Worker, round_id: uuid.UUID) -> FeedbackRoundPublic:
+    return await svc.progress(session=session, principal=principal, round_id=round_id)
+
+
+@router.post(
+    "/{round_id}/reminders",
+    name="feedback_round.remind",
+    response_model=RemindersSent,
+    summary="Nhắc các phiếu quá hạn ngay (mỗi phiếu tối đa một lần mỗi chu kỳ)",
+    responses={403: {"description": "Chỉ Đảng ủy Khối"}, 404: {"description": "Không có đợt này"}},
+)
+async def remind(session: SessionDep, principal: Organiser, round_id: uuid.UUID) -> RemindersSent:
+    return RemindersSent(sent=await svc.remind(session=session, principal=principal, round_id=round_id))

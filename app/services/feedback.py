@@ -1,0 +1,386 @@
+"""The annual residence-comment round: create one comment request per eligible member, in batches, and report
+progress; remind districts of overdue requests, never more often than the configured interval."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import today
+from app.config import settings
+from app.db import db
+from app.errors import Forbidden, NotFound, Unprocessable
+from app.models.base import utcnow
+from app.models.feedback import (
+    Counts,
+    DistrictProgress,
+    FeedbackRound,
+    FeedbackRoundCreate,
+    FeedbackRoundItem,
+    FeedbackRoundPublic,
+    SkipReason,
+    UnitProgress,
+)
+from app.models.member import Member, ResidenceStatus
+from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.models.subscription import Delivery
+from app.principal import Principal
+from app.security import NOTICE_TYP, sign_jws
+from app.services import notices, webhooks
+from app.services.organizations import KHOI_CODE
+
+log = logging.getLogger("app.feedback")
+
+BATCH = 5000
+SKIP_REASONS = {
+    ResidenceStatus.introduced.value: "not_yet_accepted",
+    ResidenceStatus.not_accepted.value: "not_accepted",
+    ResidenceStatus.moved_away.value: "moved_away",
+}
+# The sender of what the service sends on its own (reminders): the Khối, no account.
+SERVICE = Principal(
+    account_id=None, login="service", org_code=KHOI_CODE, org_kind="khoi", roles=frozenset(), token_use="system", jti=""
+)
+_running: set[uuid.UUID] = set()
+
+
+def _scope_key(units: list[str]) -> str:
+    return ",".join(sorted(set(units))) or "*"
+
+
+async def start(
+    *, session: AsyncSession, principal: Principal, data: FeedbackRoundCreate
+) -> tuple[FeedbackRound, bool]:
+    """Open the year's round (or find it again); returns (round, created). Requests are made by `run`."""
+    if not principal.is_khoi:
+        raise Forbidden("Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.", code="khoi_only")
+    if data.deadline < today():
+        raise Unprocessable("Hạn trả lời (deadline) đã qua.", code="due_date_in_past")
+    key = _scope_key(data.units)
+    existing = (
+        await session.execute(
+            select(FeedbackRound).where(FeedbackRound.year == data.year, FeedbackRound.scope_key == key)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        # Running it again adds only the requests still missing (members added or accepted since).
+        existing.status, existing.updated_at = "running", utcnow()
+        await session.flush()
+        return existing, False
+    rnd = FeedbackRound(
+        year=data.year,
+        deadline=data.deadline,
+        scope=sorted(set(data.units)),
+        scope_key=key,
+        created_by=principal.account_id,
+    )
+    session.add(rnd)
+    await session.flush()
+    return rnd, True
+
+
+@asynccontextmanager
+async def _exclusive(round_id: uuid.UUID) -> AsyncIterator[bool]:
+    """One runner per round: in this process, and across processes on PostgreSQL (advisory lock)."""
+    if round_id in _running:
+        yield False
+        return
+    _running.add(round_id)
+    try:
+        if db.engine.dialect.name != "postgresql":
+            yield True
+            return
+        lock = int.from_bytes(round_id.bytes[:8], "big", signed=True)
+        async with db.engine.connect() as conn:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock})).scalar()
+            await conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+                    await conn.commit()
+    finally:
+        _running.discard(round_id)
+
+
+async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
+    """Create the round's missing requests in batches, each its own short transaction (never one giant one)."""
+    async with _exclusive(round_id) as mine:
+        if not mine:
+            return
+        try:
+            await _process(round_id, batch)
+        except Exception as exc:
+            log.exception("feedback round %s failed", round_id)
+            async with db.sessions() as session:
+                await session.execute(
+                    update(FeedbackRound)
+                    .where(FeedbackRound.id == round_id)
+                    .values(status="failed", error=f"{type(exc).__name__}"[:500], updated_at=utcnow())
+                )
+                await session.commit()
+
+
+async def _process(round_id: uuid.UUID, batch: int) -> None:
+    async with db.sessions() as session:
+        rnd = await session.get(FeedbackRound, round_id)
+        subs = await webhooks.subscriptions_by_org(session=session)
+        await session.commit()
+    cursor, pending = "", None
+    while True:
+        async with db.sessions() as session:
+            stmt = (
+                select(
+                    Member.party_card_no,
+                    Member.residence_org,
+                    Member.residence_status,
+                    Member.exemption_category,
+                    Member.workplace_unit_code,
+                )
+                .where(Member.party_card_no > cursor)
+                .order_by(Member.party_card_no)
+                .limit(batch)
+            )
+            if rnd.scope:
+                stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
+            members = (await session.execute(stmt)).all()
+            done = set()
+            if members:
+                done = set(
+                    (
+                        await session.execute(
+                            select(FeedbackRoundItem.member_card_no).where(
+                                FeedbackRoundItem.round_id == round_id,
+                                FeedbackRoundItem.member_card_no.in_([m[0] for m in members]),
+                            )
+                        )
+                    ).scalars()
+                )
+            await session.rollback()
+        if not members:
+            break
+        cursor = members[-1][0]
+        # Build (and sign) this batch in a thread while the previous batch is written.
+        build = asyncio.to_thread(_build, rnd, [m for m in members if m[0] not in done], subs)
+        if pending is not None:
+            await pending
+        pending = asyncio.create_task(_write(round_id, await build))
+    if pending is not None:
+        await pending
+    async with db.sessions() as session:
+        await session.execute(
+            update(FeedbackRound)
+            .where(FeedbackRound.id == round_id)
+            .values(status="completed", completed_at=utcnow(), updated_at=utcnow(), error=None)
+        )
+        await session.commit()
+
+
+def _build(rnd: FeedbackRound, members: list, subs: dict[str, list]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    notice_rows, item_rows, delivery_rows = [], [], []
+    payload = {"year": rnd.year, "due_date": rnd.deadline.isoformat()}
+    for card, district, status, exemption, unit in members:
+        item = {
+            "round_id": rnd.id,
+            "member_card_no": card,
+            "district": district,
+            "unit_code": unit,
+            "notice_id": None,
+            "skip_reason": None,
+            "reminded_at": None,
+        }
+        if status == ResidenceStatus.accepted.value:
+            notice_id = uuid.uuid4()
+            row = {
+                "id": notice_id,
+                "kind": NoticeKind.feedback_requested.value,
+                "sender_org": KHOI_CODE,
+                "recipient_org": district,
+                "member_card_no": card,
+                "thread_id": notice_id,
+                "in_reply_to": None,
+                "supersedes": None,
+                "payload": payload,
+                "due_date": rnd.deadline,
+                "status": NoticeStatus.sent.value,
+                "created_by": rnd.created_by,
+                "created_at": now,
+            }
+            content = {
+                **{k: row[k] for k in ("kind", "sender_org", "recipient_org", "member_card_no", "payload")},
+                "id": str(notice_id),
+                "thread_id": str(notice_id),
+                "in_reply_to": None,
+                "supersedes": None,
+                "due_date": rnd.deadline.isoformat(),
+                "created_at": now.isoformat(),
+            }
+            row["signature"] = sign_jws(notices.canonical(content, []), typ=NOTICE_TYP)
+            notice_rows.append(row)
+            delivery_rows += webhooks.delivery_rows(
+                subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now
+            )
+            item.update(status="requested", notice_id=notice_id)
+        else:
+            reason = f"exempt:{exemption}" if status == ResidenceStatus.exempt.value else SKIP_REASONS[status]
+            item.update(status="skipped", skip_reason=reason)
+        item_rows.append(item)
+    return {"notices": notice_rows, "items": item_rows, "deliveries": delivery_rows}
+
+
+async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
+    if not rows["items"]:
+        return
+    async with db.sessions() as session:
+        if rows["notices"]:
+            await session.execute(insert(Notice.__table__), rows["notices"])
+        if rows["deliveries"]:
+            await session.execute(insert(Delivery.__table__), rows["deliveries"])
+        await session.execute(insert(FeedbackRoundItem.__table__), rows["items"])
+        requested = len(rows["notices"])
+        await session.execute(
+            update(FeedbackRound)
+            .where(FeedbackRound.id == round_id)
+            .values(
+                processed=FeedbackRound.processed + len(rows["items"]),
+                requested=FeedbackRound.requested + requested,
+                skipped=FeedbackRound.skipped + len(rows["items"]) - requested,
+                updated_at=utcnow(),
+            )
+        )
+        await session.commit()
+
+
+# ---- progress -----------------------------------------------------------------------------------------------
+
+
+async def get_round(*, session: AsyncSession, round_id: uuid.UUID) -> FeedbackRound:
+    rnd = await session.get(FeedbackRound, round_id)
+    if rnd is None:
+        raise NotFound("Không tìm thấy đợt xin ý kiến.", code="round_not_found")
+    return rnd
+
+
+async def progress(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> FeedbackRoundPublic:
+    """Counts per district and per grassroots unit; a district sees only its own part."""
+    rnd = await get_round(session=session, round_id=round_id)
+    mine = FeedbackRoundItem.round_id == round_id
+    if not principal.is_khoi:
+        mine = mine & (FeedbackRoundItem.district == principal.org_code)
+    late = (Notice.due_date < today()) & (Notice.status != NoticeStatus.answered.value)
+    measures = (
+        func.sum(case((FeedbackRoundItem.status == "requested", 1), else_=0)),
+        func.sum(case((Notice.status == NoticeStatus.answered.value, 1), else_=0)),
+        func.sum(case((late, 1), else_=0)),
+        func.sum(case((FeedbackRoundItem.status == "skipped", 1), else_=0)),
+    )
+
+    async def grouped(column) -> list:
+        stmt = (
+            select(column, *measures)
+            .select_from(FeedbackRoundItem)
+            .join(Notice, Notice.id == FeedbackRoundItem.notice_id, isouter=True)
+            .where(mine)
+            .group_by(column)
+            .order_by(column)
+        )
+        return (await session.execute(stmt)).all()
+
+    def counts(row) -> dict:
+        return {"requested": row[1] or 0, "answered": row[2] or 0, "overdue": row[3] or 0, "skipped": row[4] or 0}
+
+    districts = [DistrictProgress(district=r[0], **counts(r)) for r in await grouped(FeedbackRoundItem.district)]
+    units = [UnitProgress(unit_code=r[0], **counts(r)) for r in await grouped(FeedbackRoundItem.unit_code)]
+    reasons = (
+        await session.execute(
+            select(FeedbackRoundItem.skip_reason, func.count())
+            .where(mine, FeedbackRoundItem.status == "skipped")
+            .group_by(FeedbackRoundItem.skip_reason)
+            .order_by(FeedbackRoundItem.skip_reason)
+        )
+    ).all()
+    totals = Counts(
+        **{k: sum(getattr(d, k) for d in districts) for k in ("requested", "answered", "overdue", "skipped")}
+    )
+    return FeedbackRoundPublic(
+        id=rnd.id, year=rnd.year, deadline=rnd.deadline, units=rnd.scope, status=rnd.status,
+        processed=rnd.processed if principal.is_khoi else totals.requested + totals.skipped, totals=totals,
+        by_district=districts, by_unit=units, skipped_reasons=[SkipReason(reason=r, count=c) for r, c in reasons],
+        created_at=rnd.created_at, completed_at=rnd.completed_at,
+    )  # fmt: skip
+
+
+# ---- reminders ----------------------------------------------------------------------------------------------
+
+
+async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = None, limit: int = 2000) -> int:
+    """A reminder to the district for each overdue request not reminded within the interval; returns how many."""
+    now = utcnow()
+    since = now - timedelta(seconds=settings.reminder_interval_seconds)
+    stmt = (
+        select(FeedbackRoundItem, Notice)
+        .join(Notice, Notice.id == FeedbackRoundItem.notice_id)
+        .where(
+            FeedbackRoundItem.status == "requested",
+            Notice.status != NoticeStatus.answered.value,
+            Notice.due_date < today(),
+            (FeedbackRoundItem.reminded_at.is_(None)) | (FeedbackRoundItem.reminded_at < since),
+        )
+        .limit(limit)
+        .with_for_update(of=FeedbackRoundItem, skip_locked=True)
+    )
+    if round_id is not None:
+        stmt = stmt.where(FeedbackRoundItem.round_id == round_id)
+    rows = (await session.execute(stmt)).all()
+    for item, request in rows:
+        payload = {
+            "year": request.payload.get("year"),
+            "due_date": request.due_date.isoformat(),
+            "request_id": str(request.id),
+            "overdue_days": max(1, (today() - request.due_date).days),
+        }
+        await notices.insert_service_notice(
+            session=session,
+            sender=SERVICE,
+            kind=NoticeKind.feedback_reminder,
+            recipient=request.recipient_org,
+            member_card_no=request.member_card_no,
+            payload=payload,
+            thread_id=request.thread_id,
+        )
+        item.reminded_at = now
+    await session.flush()
+    return len(rows)
+
+
+async def remind(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> int:
+    """Remind now (Khối only); still at most once per interval per request."""
+    if not principal.is_khoi:
+        raise Forbidden("Chỉ Đảng ủy Khối gửi nhắc nhở.", code="khoi_only")
+    await get_round(session=session, round_id=round_id)
+    return await send_reminders(session=session, round_id=round_id)
+
+
+async def run_reminders(*, stop: asyncio.Event) -> None:
+    """Background loop: check for overdue requests now and then."""
+    while not stop.is_set():
+        try:
+            async with db.sessions() as session:
+                sent = await send_reminders(session=session)
+                await session.commit()
+            if sent:
+                log.info("sent %d feedback reminders", sent)
+        except Exception:
+            log.warning("reminder round failed; retrying later", exc_info=True)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.reminder_check_seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,103 @@
+"""Reconciliation: what is still open between the two sides, within the caller's scope."""
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, and_, cast, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import today
+from app.models.base import utcnow
+from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.principal import Principal
+from app.services.scoping import notices_visible_to
+
+K = NoticeKind
+LABELS = {
+    "introduced_not_accepted": "Đã giới thiệu, quá {days} ngày chưa tiếp nhận",
+    "feedback_unanswered": "Đã xin ý kiến nhận xét, chưa trả lời",
+    "residence_change_unacknowledged": "Báo chuyển nơi cư trú, nơi mới chưa xác nhận",
+    "delivered_not_acknowledged": "Đã chuyển đến, chưa xác nhận đã nhận",
+}
+COLUMNS = [
+    "category",
+    "category_label",
+    "notice_id",
+    "kind",
+    "sender_org",
+    "recipient_org",
+    "member_card_no",
+    "created_at",
+    "due_date",
+    "overdue",
+    "age_days",
+]
+
+
+@dataclass
+class OpenItem:
+    category: str
+    category_label: str
+    notice_id: str
+    kind: str
+    sender_org: str
+    recipient_org: str
+    member_card_no: str
+    created_at: datetime
+    due_date: str | None
+    overdue: bool
+    age_days: int
+
+
+async def reconciliation(*, session: AsyncSession, principal: Principal, days: int, limit: int) -> list[OpenItem]:
+    """Open items: introductions not accepted after `days`, comment requests unanswered, moves not acknowledged by
+    the new district, and notices delivered but not acknowledged."""
+    now = utcnow()
+    open_ = Notice.status != NoticeStatus.answered.value
+    categories = {
+        "introduced_not_accepted": and_(
+            Notice.kind == K.member_introduced.value, open_, Notice.created_at < now - timedelta(days=days)
+        ),
+        "feedback_unanswered": and_(Notice.kind == K.feedback_requested.value, open_),
+        "residence_change_unacknowledged": and_(
+            Notice.kind == K.member_residence_changed.value,
+            Notice.acknowledged_at.is_(None),
+            open_,
+            cast(Notice.payload["to_org"].as_string(), String) == Notice.recipient_org,
+        ),
+        "delivered_not_acknowledged": and_(
+            Notice.delivered_at.is_not(None),
+            Notice.acknowledged_at.is_(None),
+            open_,
+            Notice.kind.not_in(
+                [K.member_introduced.value, K.feedback_requested.value, K.member_residence_changed.value]
+            ),
+        ),
+    }
+    items: list[OpenItem] = []
+    for category, condition in categories.items():
+        rows = (
+            await session.execute(
+                select(Notice).where(notices_visible_to(principal), condition).order_by(Notice.seq).limit(limit)
+            )
+        ).scalars()
+        for n in rows:
+            items.append(OpenItem(
+                category=category, category_label=LABELS[category].format(days=days), notice_id=str(n.id),
+                kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org, member_card_no=n.member_card_no,
+                created_at=n.created_at, due_date=n.due_date.isoformat() if n.due_date else None,
+                overdue=bool(n.due_date and n.due_date < today()), age_days=(now - n.created_at).days,
+            ))  # fmt: skip
+    return items
+
+
+def to_csv(items: list[OpenItem]) -> bytes:
+    """UTF-8 with a BOM, so spreadsheet programs show Vietnamese correctly."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for item in items:
+        writer.writerow([item.created_at.isoformat() if c == "created_at" else getattr(item, c) for c in COLUMNS])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
