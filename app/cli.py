@@ -121,6 +121,27 @@ def cmd_verify_audit(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+async def _generate(count: int, start: int, seed: int) -> dict:
+    from app.db import db
+    from app.synthetic import insert_members, make_members
+
+    done = 0
+    chunk = 50_000
+    for offset in range(0, count, chunk):
+        rows = make_members(min(chunk, count - offset), start=start + offset, seed=seed + offset)
+        async with db.sessions() as session:
+            done += await insert_members(session=session, rows=rows)
+            await session.commit()
+    await db.engine.dispose()
+    return {"members_created": done, "first_card": str(start), "last_card": str(start + count - 1)}
+
+
+def cmd_generate_members(args: argparse.Namespace) -> None:
+    if settings.environment == "production":
+        raise SystemExit("synthetic members are refused in production")
+    print(json.dumps(asyncio.run(_generate(args.count, args.start, args.seed))))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -165,6 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("verify-audit", help="seal, recompute the audit chain, check checkpoints; exit 1 on tampering")
     p.add_argument("--checkpoint", action="append", help="a checkpoint (JWS) kept by a committee; repeatable")
     p.set_defaults(func=cmd_verify_audit)
+
+    p = sub.add_parser("generate-members", help="insert synthetic members for load tests (not in production)")
+    p.add_argument("--count", type=int, default=9000)
+    p.add_argument("--start", type=int, default=20_000_000, help="first party card number")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_generate_members)
 
     p = sub.add_parser("serve", help="init, then run the HTTP service")
     p.add_argument("--host", default="127.0.0.1")

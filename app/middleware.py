@@ -68,9 +68,18 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        refusal = _refuse_target(scope)
         try:
-            if too_large:
-                await _reject_too_large(send_with_id, limit)
+            if refusal is not None:
+                await _reject(send_with_id, *refusal)
+            elif too_large:
+                await _reject(
+                    send_with_id,
+                    413,
+                    "payload_too_large",
+                    "Content Too Large",
+                    f"Nội dung yêu cầu vượt quá giới hạn {limit} byte.",
+                )
             else:
                 await self.app(scope, limited_receive, send_with_id)
         finally:
@@ -89,21 +98,36 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-async def _reject_too_large(send: Send, limit: int) -> None:
+MAX_QUERY_BYTES = 8192
+
+
+def _refuse_target(scope: Scope) -> tuple | None:
+    """Refuse, before routing, what no endpoint accepts: NUL characters anywhere in the target (PostgreSQL rejects
+    them in text, so they would surface as errors deep inside), and over-long query strings."""
+    query = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY_BYTES:
+        return 414, "uri_too_long", "URI Too Long", f"Chuỗi truy vấn dài quá {MAX_QUERY_BYTES} byte."
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+    if b"%00" in query or b"\x00" in query or b"%00" in raw_path or "\x00" in scope.get("path", ""):
+        return 400, "invalid_characters", "Bad Request", "Địa chỉ hoặc tham số chứa ký tự NUL không hợp lệ."
+    return None
+
+
+async def _reject(send: Send, status: int, code: str, title: str, detail: str) -> None:
     body = json.dumps(
         {
-            "type": "https://member-exchange.hanoi/problems/payload_too_large",
-            "title": "Content Too Large",
-            "status": 413,
-            "code": "payload_too_large",
-            "detail": f"Nội dung yêu cầu vượt quá giới hạn {limit} byte.",
+            "type": f"https://member-exchange.hanoi/problems/{code}",
+            "title": title,
+            "status": status,
+            "code": code,
+            "detail": detail,
         },
         ensure_ascii=False,
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),

@@ -6,6 +6,8 @@ lookup, requires exp/iat/aud/iss/sub/jti, refuses `iat` in the future, and turns
 
 import asyncio
 import base64
+import functools
+import json
 import logging
 import secrets
 import time
@@ -19,7 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from jose import jwk, jws, jwt
+from jose import jwk, jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,10 +171,26 @@ def _decrypt(pem: str) -> str:
 keystore = KeyStore()
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _protected_header(kid: str, typ: str) -> str:
+    return _b64url(json.dumps({"alg": ALGORITHM, "kid": kid, "typ": typ}, separators=(",", ":")).encode())
+
+
+def sign_compact(payload: bytes, *, signer: Any, kid: str, typ: str) -> str:
+    """A compact JWS (RFC 7515): the signature is python-jose's key (ECDSA P-256, raw r||s as JWS requires); the
+    compact form is three base64url segments, the header one cached (bulk signing is dominated by this)."""
+    signing_input = f"{_protected_header(kid, typ)}.{_b64url(payload)}"
+    return f"{signing_input}.{_b64url(signer.sign(signing_input.encode()))}"
+
+
 def sign_jws(payload: bytes, *, typ: str) -> str:
     """A compact JWS over `payload` with the active service key."""
     key = keystore.active
-    return jws.sign(payload, key.signer, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": typ})
+    return sign_compact(payload, signer=key.signer, kid=key.kid, typ=typ)
 
 
 # ---- access tokens ----------------------------------------------------------------------------------------

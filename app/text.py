@@ -4,7 +4,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 _SPACES = re.compile(r"\s+")
 
@@ -50,3 +50,6 @@ def _clean_text(value: str) -> str:
 Name = Annotated[str, AfterValidator(_clean_line)]
 # Free text (comments, reasons): NFC, line breaks allowed, no other control characters.
 Text = Annotated[str, AfterValidator(_clean_text)]
+
+# A committee or unit code from the registry ("ba-dinh", "khoi-cqtp"): nothing else can name one.
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]

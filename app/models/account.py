@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import SQLModel
 
 from app.models.base import JSONType, ts_field
-from app.text import Name
+from app.text import Code, Name
 
 
 class AccountKind(StrEnum):
@@ -46,7 +46,7 @@ class AccountCreate(BaseModel):
     model_config = {"extra": "forbid"}
 
     kind: AccountKind
-    org_code: str = Field(max_length=64)
+    org_code: Code
     username: str | None = Field(
         default=None,
         min_length=3,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
 from app.models.base import JSONType, ts_field
+from app.text import Code
 
 
 class FeedbackRound(SQLModel, table=True):
@@ -58,7 +59,7 @@ class FeedbackRoundCreate(BaseModel):
 
     year: int = Field(ge=2000, le=2100)
     deadline: date
-    units: list[str] = Field(
+    units: list[Code] = Field(
         default_factory=list, max_length=200, description="grassroots unit codes; empty: every unit of the Khối"
     )
 

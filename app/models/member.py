@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlmodel import SQLModel
 
 from app.models.base import ts_field
-from app.text import Name, Text
+from app.text import Code, Name, Text
 
 CARD_NO_PATTERN = r"^[0-9]{6,12}$"
 CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
@@ -64,7 +64,7 @@ class MemberUpsert(BaseModel):
     citizen_id: str | None = Field(default=None, pattern=CITIZEN_ID_PATTERN)
     workplace_unit_code: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
     workplace_unit_name: Name = Field(max_length=255)
-    residence_org: str = Field(max_length=64, description="code of the district of residence")
+    residence_org: Code = Field(description="code of the district of residence")
     residence_ward: Name = Field(max_length=120)
     residence_address: Name = Field(max_length=255)
     residence_since: date

@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from app.models.base import JSONType, ts_field
 from app.models.document import DocumentRef
 from app.models.member import CARD_NO_PATTERN
-from app.text import Name, Text
+from app.text import Code, Name, Text
 
 
 class NoticeKind(StrEnum):
@@ -101,8 +101,8 @@ class NotAcceptedFields(_Payload):
 
 
 class ResidenceChangedFields(_Payload):
-    from_org: str = Field(max_length=64)
-    to_org: str = Field(max_length=64)
+    from_org: Code
+    to_org: Code
     new_ward: Name | None = Field(default=None, max_length=120)
     new_address: Name | None = Field(default=None, max_length=255)
     moved_on: date
@@ -203,9 +203,8 @@ class _NoticeIn(BaseModel):
     document_ids: list[uuid.UUID] = _DOCUMENT_IDS
 
     member_card_no: str = Field(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")
-    recipient_org: str | None = Field(
+    recipient_org: Code | None = Field(
         default=None,
-        max_length=64,
         description="optional: derived by the service (the member's district, or the Khối); if given it must match",
     )
 

@@ -40,6 +40,7 @@ AttestedBy = Annotated[
     str | None,
     Form(
         max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="tên đăng nhập của cán bộ (officer) chịu trách nhiệm; bỏ trống nếu chính người tải lên là officer",
     ),
 ]
@@ -47,6 +48,7 @@ Signature = Annotated[
     str | None,
     Form(
         max_length=4096,
+        pattern=r"^[A-Za-z0-9_.-]+$",
         description="JWS ES256 tách rời trên SHA-256 (hex) của tệp, ký bằng khóa đã đăng ký của tổ chức",
     ),
 ]

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -339,7 +340,7 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
         raise Unprocessable("Khóa công khai không hợp lệ.", code="invalid_key") from None
     thumb = hashlib.sha256(json.dumps(public, sort_keys=True, separators=(",", ":")).encode()).digest()
     kid = key.get("kid") or base64.urlsafe_b64encode(thumb).rstrip(b"=").decode()
-    if not isinstance(kid, str) or not 1 <= len(kid) <= 128:
+    if not isinstance(kid, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
         raise Unprocessable("kid không hợp lệ.", code="invalid_key")
     if await session.get(SupplierKey, kid) is not None:
         raise Conflict("Đã có khóa với kid này.", code="key_exists")

@@ -2,13 +2,19 @@
 progress; remind districts of overdue requests, never more often than the configured interval."""
 
 import asyncio
+import json
 import logging
+import multiprocessing
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+from jose import jwk
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,13 +37,14 @@ from app.models.member import Member, ResidenceStatus
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.models.subscription import Delivery
 from app.principal import Principal
-from app.security import NOTICE_TYP, sign_jws
+from app.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
 from app.services import notices, webhooks
 from app.services.organizations import KHOI_CODE
 
 log = logging.getLogger("app.feedback")
 
 BATCH = 5000
+BUILDERS = 2  # child processes signing batches ahead of the writer
 SKIP_REASONS = {
     ResidenceStatus.introduced.value: "not_yet_accepted",
     ResidenceStatus.not_accepted.value: "not_accepted",
@@ -131,49 +138,47 @@ async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
 async def _process(round_id: uuid.UUID, batch: int) -> None:
     async with db.sessions() as session:
         rnd = await session.get(FeedbackRound, round_id)
-        subs = await webhooks.subscriptions_by_org(session=session)
+        subs = {
+            org: [SimpleNamespace(id=s.id, kinds=list(s.kinds)) for s in found]
+            for org, found in (await webhooks.subscriptions_by_org(session=session)).items()
+        }
         await session.commit()
-    cursor, pending = "", None
-    while True:
-        async with db.sessions() as session:
-            stmt = (
-                select(
-                    Member.party_card_no,
-                    Member.residence_org,
-                    Member.residence_status,
-                    Member.exemption_category,
-                    Member.workplace_unit_code,
-                )
-                .where(Member.party_card_no > cursor)
-                .order_by(Member.party_card_no)
-                .limit(batch)
-            )
-            if rnd.scope:
-                stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
-            members = (await session.execute(stmt)).all()
-            done = set()
-            if members:
-                done = set(
-                    (
-                        await session.execute(
-                            select(FeedbackRoundItem.member_card_no).where(
-                                FeedbackRoundItem.round_id == round_id,
-                                FeedbackRoundItem.member_card_no.in_([m[0] for m in members]),
-                            )
-                        )
-                    ).scalars()
-                )
-            await session.rollback()
-        if not members:
-            break
-        cursor = members[-1][0]
-        # Build (and sign) this batch in a thread while the previous batch is written.
-        build = asyncio.to_thread(_build, rnd, [m for m in members if m[0] not in done], subs)
-        if pending is not None:
-            await pending
-        pending = asyncio.create_task(_write(round_id, await build))
-    if pending is not None:
-        await pending
+    spec = {
+        "id": rnd.id,
+        "year": rnd.year,
+        "deadline": rnd.deadline,
+        "created_by": rnd.created_by,
+        "copy": db.engine.dialect.name == "postgresql",
+    }
+    key = keystore.active
+    # Building a batch is mostly ECDSA signing: child processes build ahead while this one writes, so building,
+    # writing and the database keep both cores busy instead of sharing one interpreter lock.
+    with ProcessPoolExecutor(
+        max_workers=BUILDERS,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_builder,
+        initargs=(key.kid, key.private_pem),
+    ) as pool:
+        loop = asyncio.get_running_loop()
+        cursor, exhausted = "", False
+        building: deque = deque()
+        writing = None
+        while building or not exhausted:
+            if not exhausted:
+                members, done = await _next_members(rnd, cursor, batch)
+                if members:
+                    cursor = members[-1][0]
+                    todo = [m for m in members if m[0] not in done]
+                    building.append(loop.run_in_executor(pool, build_batch, spec, todo, subs))
+                else:
+                    exhausted = True
+            if building and (len(building) >= BUILDERS or exhausted):
+                rows = await building.popleft()
+                if writing is not None:
+                    await writing  # one write at a time: each batch is its own short transaction
+                writing = asyncio.create_task(_write(round_id, rows))
+        if writing is not None:
+            await writing
     async with db.sessions() as session:
         await session.execute(
             update(FeedbackRound)
@@ -183,13 +188,59 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         await session.commit()
 
 
-def _build(rnd: FeedbackRound, members: list, subs: dict[str, list]) -> dict[str, Any]:
+async def _next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str]]:
+    """The next members by card number, and which of them the round already has."""
+    async with db.sessions() as session:
+        stmt = (
+            select(
+                Member.party_card_no,
+                Member.residence_org,
+                Member.residence_status,
+                Member.exemption_category,
+                Member.workplace_unit_code,
+            )
+            .where(Member.party_card_no > cursor)
+            .order_by(Member.party_card_no)
+            .limit(batch)
+        )
+        if rnd.scope:
+            stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
+        members = [tuple(m) for m in (await session.execute(stmt)).all()]
+        done: set[str] = set()
+        if members:  # a range of the primary key, not a long IN list
+            done = set(
+                (
+                    await session.execute(
+                        select(FeedbackRoundItem.member_card_no).where(
+                            FeedbackRoundItem.round_id == rnd.id,
+                            FeedbackRoundItem.member_card_no > cursor,
+                            FeedbackRoundItem.member_card_no <= members[-1][0],
+                        )
+                    )
+                ).scalars()
+            )
+        await session.rollback()
+    return members, done
+
+
+_builder_key: tuple[str, Any] | None = None
+
+
+def _init_builder(kid: str, private_pem: str) -> None:
+    """In the builder process: the signing key, parsed once."""
+    global _builder_key
+    _builder_key = (kid, jwk.construct(private_pem, ALGORITHM))
+
+
+def build_batch(spec: dict[str, Any], members: list[tuple], subs: dict[str, list]) -> dict[str, Any]:
+    """The rows of one batch: a signed request per eligible member, an item per member, the deliveries."""
+    kid, signer = _builder_key
     now = datetime.now(UTC)
     notice_rows, item_rows, delivery_rows = [], [], []
-    payload = {"year": rnd.year, "due_date": rnd.deadline.isoformat()}
+    payload = {"year": spec["year"], "due_date": spec["deadline"].isoformat()}
     for card, district, status, exemption, unit in members:
         item = {
-            "round_id": rnd.id,
+            "round_id": spec["id"],
             "member_card_no": card,
             "district": district,
             "unit_code": unit,
@@ -209,9 +260,9 @@ def _build(rnd: FeedbackRound, members: list, subs: dict[str, list]) -> dict[str
                 "in_reply_to": None,
                 "supersedes": None,
                 "payload": payload,
-                "due_date": rnd.deadline,
+                "due_date": spec["deadline"],
                 "status": NoticeStatus.sent.value,
-                "created_by": rnd.created_by,
+                "created_by": spec["created_by"],
                 "created_at": now,
             }
             content = {
@@ -220,10 +271,10 @@ def _build(rnd: FeedbackRound, members: list, subs: dict[str, list]) -> dict[str
                 "thread_id": str(notice_id),
                 "in_reply_to": None,
                 "supersedes": None,
-                "due_date": rnd.deadline.isoformat(),
+                "due_date": spec["deadline"].isoformat(),
                 "created_at": now.isoformat(),
             }
-            row["signature"] = sign_jws(notices.canonical(content, []), typ=NOTICE_TYP)
+            row["signature"] = sign_compact(notices.canonical(content, []), signer=signer, kid=kid, typ=NOTICE_TYP)
             notice_rows.append(row)
             delivery_rows += webhooks.delivery_rows(
                 subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now
@@ -233,26 +284,55 @@ def _build(rnd: FeedbackRound, members: list, subs: dict[str, list]) -> dict[str
             reason = f"exempt:{exemption}" if status == ResidenceStatus.exempt.value else SKIP_REASONS[status]
             item.update(status="skipped", skip_reason=reason)
         item_rows.append(item)
-    return {"notices": notice_rows, "items": item_rows, "deliveries": delivery_rows}
+    # Ready for COPY: column names once, rows as tuples, JSON already text (small to send back, nothing to redo).
+    copy = spec["copy"]
+    return {
+        "notices": _pack(notice_rows, {"payload"}, copy),
+        "items": _pack(item_rows, set(), copy),
+        "deliveries": _pack(delivery_rows, set(), copy),
+    }
+
+
+def _pack(rows: list[dict], json_columns: set[str], as_text: bool) -> tuple[list[str], list[tuple]]:
+    if not rows:
+        return [], []
+    columns = list(rows[0])
+    if as_text:
+        return columns, [
+            tuple(json.dumps(r[c], separators=(",", ":")) if c in json_columns else r[c] for c in columns) for r in rows
+        ]
+    return columns, [tuple(r[c] for c in columns) for r in rows]
+
+
+async def _bulk_insert(session: AsyncSession, table: Any, packed: tuple[list[str], list[tuple]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (several times faster than INSERT), executemany elsewhere."""
+    columns, records = packed
+    if not records:
+        return
+    if session.bind.dialect.name != "postgresql":
+        await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+        return
+    raw = await (await session.connection()).get_raw_connection()
+    # Same connection, same transaction as the session; absent columns (seq, tx) take their defaults.
+    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
-    if not rows["items"]:
+    items = len(rows["items"][1])
+    if not items:
         return
     async with db.sessions() as session:
-        if rows["notices"]:
-            await session.execute(insert(Notice.__table__), rows["notices"])
-        if rows["deliveries"]:
-            await session.execute(insert(Delivery.__table__), rows["deliveries"])
-        await session.execute(insert(FeedbackRoundItem.__table__), rows["items"])
-        requested = len(rows["notices"])
+        await _bulk_insert(session, Notice.__table__, rows["notices"])
+        await _bulk_insert(session, Delivery.__table__, rows["deliveries"])
+        await _bulk_insert(session, FeedbackRoundItem.__table__, rows["items"])
+        requested = len(rows["notices"][1])
         await session.execute(
             update(FeedbackRound)
             .where(FeedbackRound.id == round_id)
             .values(
-                processed=FeedbackRound.processed + len(rows["items"]),
+                processed=FeedbackRound.processed + items,
                 requested=FeedbackRound.requested + requested,
-                skipped=FeedbackRound.skipped + len(rows["items"]) - requested,
+                skipped=FeedbackRound.skipped + items - requested,
                 updated_at=utcnow(),
             )
         )
