@@ -13,7 +13,7 @@ from datetime import timedelta
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -26,6 +26,7 @@ from app.principal import Principal
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPLAY_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
+_INSERT_RECORD = insert(IdempotencyRecord.__table__)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -84,17 +85,17 @@ async def run(
     body = jsonable_encoder(result)
     extra = headers(result) if headers else {}
     now = utcnow()
-    session.add(
-        IdempotencyRecord(
-            account_id=principal.account_id,
-            key=key,
-            fingerprint=request_fingerprint,
-            response_status=status_code,
-            response_body=body,
-            response_headers=extra,
-            created_at=now,
-            expires_at=now + KEEP_FOR,
-        )
+    await session.execute(
+        _INSERT_RECORD,
+        {
+            "account_id": principal.account_id,
+            "key": key,
+            "fingerprint": request_fingerprint,
+            "response_status": status_code,
+            "response_body": body,
+            "response_headers": extra,
+            "created_at": now,
+            "expires_at": now + KEEP_FOR,
+        },
     )
-    await session.flush()
     return JSONResponse(body, status_code=status_code, headers=extra)

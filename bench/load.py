@@ -20,7 +20,7 @@ def _rows(members: list[tuple[str, str]], count: int, start: int) -> list[tuple]
     rows = []
     for i in range(start, start + count):
         card, district = members[i % len(members)]
-        up = i % 3 == 0  # a third go from the district to the Khối
+        up = (i // len(members)) % 3 == 0  # every third pass over the members goes from the district to the Khối
         notice_id = uuid.uuid4()
         kind = KINDS[i % len(KINDS)]
         payload = json.dumps({"summary": "Dữ liệu nền cho đo hiệu năng", "observed_on": date.today().isoformat()})

@@ -157,7 +157,8 @@ async def run_database(kind: str, args: argparse.Namespace) -> dict:
         MX_AUDIT_ENABLED="true",
     )
     cli(env, "init")
-    cli(env, "generate-members", "--count", str(args.members))
+    # Synthetic members are refused in production; only their generation runs as development.
+    cli({**env, "MX_ENVIRONMENT": "development"}, "generate-members", "--count", str(args.members))
     if kind == "postgresql":
         await load_notices(url, args.notices)
     else:
@@ -278,7 +279,7 @@ async def _scale(env, url, args, district, officer, work) -> dict:
         scale_url = await fresh_pg_database(db_name)
         scale_env = {**env, "DATABASE_URL": scale_url}
         cli(scale_env, "init")
-        cli(scale_env, "generate-members", "--count", str(args.members))
+        cli({**scale_env, "MX_ENVIRONMENT": "development"}, "generate-members", "--count", str(args.members))
         await load_notices(scale_url, stored)
         d = cli(scale_env, "create-client", "--org", "ba-dinh")
         o = cli(

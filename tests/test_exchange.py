@@ -4,11 +4,12 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from app.clock import today
 from app.db import db
 from app.models.notice import Notice
+from tests.conftest import IS_POSTGRES
 from tests.exchange import (
     accepted,
     add_member,
@@ -18,6 +19,7 @@ from tests.exchange import (
     info_request,
     introduction,
     iso,
+    member_body,
     pull_all,
     push,
     violation,
@@ -306,3 +308,21 @@ async def test_a_reply_is_idempotent_too(party):
     first = await ba_dinh.post(f"{NOTICES}/{request['id']}/replies", json=feedback_given(), headers=key)
     retry = await ba_dinh.post(f"{NOTICES}/{request['id']}/replies", json=feedback_given(), headers=key)
     assert first.status_code == retry.status_code == 201 and first.json() == retry.json()
+
+
+async def test_notices_and_audit_entries_carry_the_inserting_transactions_id(party):
+    """The pull cursor and the audit sealer order by it on PostgreSQL; a constant would silently break both."""
+    khoi = await party("khoi_clerk")
+    card = await add_member(khoi, "ba-dinh")
+    moved = await khoi.put(f"/api/v1/members/{card}", json=member_body("cau-giay"))
+    assert moved.status_code == 200
+    await push(khoi, violation(card))
+    async with db.sessions() as s:
+        notices = (await s.execute(text("SELECT kind, tx FROM notices ORDER BY seq"))).all()
+        entries = (await s.execute(text("SELECT tx FROM audit_entries"))).scalars().all()
+    moves = [tx for kind, tx in notices if kind == "member.residence_changed"]
+    if IS_POSTGRES:
+        assert len(moves) == 2 and moves[0] == moves[1] > 0, "both moves come from one transaction"
+        assert notices[-1][1] > moves[0] and all(tx > 0 for tx in entries)
+    else:
+        assert {tx for _, tx in notices} == {0}

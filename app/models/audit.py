@@ -33,7 +33,10 @@ class AuditEntry(SQLModel, table=True):
     )
 
     seq: int | None = sm.Field(default=None, sa_column=sa.Column(BIGINT_PK, primary_key=True, autoincrement=True))
-    tx: int = sm.Field(default=0, sa_type=sa.BigInteger)
+    # Set by the database (column default): the inserting transaction's id on PostgreSQL, 0 on SQLite.
+    tx: int | None = sm.Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default=sa.FetchedValue())
+    )
     occurred_at: datetime = ts_field(default_now=True)
     request_id: str | None = sm.Field(default=None, max_length=128)
     actor_account: uuid.UUID | None = None

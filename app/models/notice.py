@@ -51,7 +51,10 @@ class Notice(SQLModel, table=True):
         sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     )
     id: uuid.UUID = sm.Field(default_factory=uuid.uuid4, unique=True)
-    tx: int = sm.Field(default=0, sa_type=sa.BigInteger)
+    # Set by the database (column default): the inserting transaction's id on PostgreSQL, 0 on SQLite.
+    tx: int | None = sm.Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default=sa.FetchedValue())
+    )
     kind: str = sm.Field(max_length=40, index=True)
     sender_org: str = sm.Field(foreign_key="organizations.code", max_length=64)
     recipient_org: str = sm.Field(foreign_key="organizations.code", max_length=64)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import case, exists, func, select, tuple_, update
+from sqlalchemy import case, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -57,6 +57,9 @@ ANSWERS: dict[NoticeKind, set[NoticeKind]] = {
 # Dates that must not lie in the future, and dates that must not lie in the past.
 _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_on", "decided_on"}
 _NOT_PAST = {"due_date"}
+
+
+_INSERT_NOTICE = insert(Notice.__table__)
 
 
 def content_of(n: Notice) -> dict[str, Any]:
@@ -151,10 +154,9 @@ async def _insert(
     )  # fmt: skip
     # Signed once, here, so that pulls stay cheap.
     notice.signature = sign_jws(canonical_content(notice, list(docs)), typ=NOTICE_TYP)
-    # On PostgreSQL the inserting transaction's id orders pulls by commit visibility (see `_pull`).
-    notice.tx = func.txid_current() if session.bind.dialect.name == "postgresql" else 0
-    session.add(notice)
-    await session.flush()
+    # A plain INSERT compiled once (the notice is not changed again in this request). `tx` comes from the
+    # column's default: on PostgreSQL the inserting transaction's id, which orders pulls (see `_pull`).
+    await session.execute(_INSERT_NOTICE, notice.model_dump(exclude={"seq", "tx"}))
     if docs:
         session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
     await webhooks.enqueue(session=session, notice=notice)
