@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from sqlalchemy import and_, case, literal, select
+from sqlalchemy import and_, bindparam, case, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,15 +100,17 @@ def token_for(account: Account) -> tuple[str, int]:
     )
 
 
+# Built once: this runs on every authenticated request, and building a statement costs more than running it.
+_PRINCIPAL = (
+    select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind)
+    .join(Organization, Organization.code == Account.org_code)
+    .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
+)
+
+
 async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -> Principal:
     """The caller behind verified claims: the account must still exist, be enabled and match the token."""
-    row = (
-        await session.execute(
-            select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind)
-            .join(Organization, Organization.code == Account.org_code)
-            .where(and_(Account.id == claims.sub, Account.disabled_at.is_(None)))
-        )
-    ).first()
+    row = (await session.execute(_PRINCIPAL, {"account_id": claims.sub})).first()
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
     login, kind, org_code, roles, org_kind = row
