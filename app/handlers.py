@@ -1,6 +1,8 @@
 """The exception handlers: every error leaves as problem+json, and leaves its audit entry."""
 
+import functools
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +30,22 @@ _HTTP_CODES = {
 
 def _field_path(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header"))
+
+
+@functools.cache
+def _path_methods(app: FastAPI) -> list[tuple[re.Pattern, list[str]]]:
+    """Every documented path, as a pattern, with its methods (the router answers 405 from the first route it
+    matched, so its own Allow header may miss methods other routes of the same path accept)."""
+    out = []
+    for template, item in app.openapi()["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template)) + "$")
+        out.append((pattern, sorted(m.upper() for m in item)))
+    return out
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods = {m for pattern, ms in _path_methods(app) if pattern.match(path) for m in ms}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
 _DB_DOWN = (
@@ -88,9 +106,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", "Yêu cầu không thể xử lý."))
-        return await _respond(
-            request, exc.status_code, code, "HTTP error", detail, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request.app, request.url.path))
+        return await _respond(request, exc.status_code, code, "HTTP error", detail, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

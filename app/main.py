@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from app.config import settings
 from app.db import db
+from app.errors import COMMON_PROBLEMS
 from app.handlers import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
@@ -111,7 +112,7 @@ def create_app() -> FastAPI:
         audit_router,
     )
     for module in routers:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=COMMON_PROBLEMS if module is not health else None)
     return app
 
 

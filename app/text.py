@@ -4,7 +4,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 _SPACES = re.compile(r"\s+")
 
@@ -53,3 +53,14 @@ Text = Annotated[str, AfterValidator(_clean_text)]
 
 # A committee or unit code from the registry ("ba-dinh", "khoi-cqtp"): nothing else can name one.
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+
+def _iso_instant(value: object) -> object:
+    if not isinstance(value, str) or not _ISO_INSTANT.match(value):
+        raise ValueError("phải là thời điểm ISO 8601 có múi giờ, ví dụ 2026-11-22T08:00:00+07:00")
+    return value
+
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+# A point in time as the API accepts it: ISO 8601 with an offset (never a bare number, never a naive time).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_instant)]

@@ -122,3 +122,11 @@ async def test_unicode_names_and_text_behave_the_same_on_every_database(party):
     assert [m["party_card_no"] for m in found] == [card]
     found = (await khoi.get("/api/v1/members", params={"q": "do thi huong"})).json()["items"]
     assert [m["party_card_no"] for m in found] == [card]
+
+
+async def test_times_must_be_iso_8601_with_an_offset(party):
+    khoi = await party("khoi_clerk")
+    for since in ("0", "1700000000", "2026-11-22T08:00:00", "yesterday"):
+        assert_problem(await khoi.get("/api/v1/notices/inbox", params={"since": since}), 422, "validation_error")
+    for since in ("2026-11-22T08:00:00+07:00", "2026-11-22T01:00:00Z"):
+        assert (await khoi.get("/api/v1/notices/inbox", params={"since": since})).status_code == 200

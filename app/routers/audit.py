@@ -1,7 +1,6 @@
 """The audit log for auditors: entries, export, verification, signed checkpoints."""
 
 import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -20,6 +19,7 @@ from app.models.audit import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.services import audit as svc
+from app.text import Instant
 
 router = APIRouter(prefix="/api/v1/audit", tags=["Nhật ký kiểm tra"])
 
@@ -47,8 +47,8 @@ ResourceType = Annotated[str | None, Query(max_length=32, examples=["notice"])]
 ResourceId = Annotated[str | None, Query(max_length=128)]
 MemberRef = Annotated[str | None, Query(alias="member", max_length=12, description="số thẻ đảng viên")]
 OutcomeQ = Annotated[Outcome | None, Query()]
-Since = Annotated[datetime | None, Query(description="từ thời điểm (ISO 8601 có múi giờ)")]
-Until = Annotated[datetime | None, Query(description="trước thời điểm")]
+Since = Annotated[Instant | None, Query(description="từ thời điểm (ISO 8601 có múi giờ)")]
+Until = Annotated[Instant | None, Query(description="trước thời điểm")]
 
 
 @router.get(

@@ -1,7 +1,6 @@
 """Notices: push, pull incrementally, read, acknowledge, reply."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request
@@ -23,6 +22,7 @@ from app.models.notice import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.services import notices as svc
+from app.text import Instant
 
 router = APIRouter(prefix="/api/v1/notices", tags=["Thông báo"])
 
@@ -230,7 +230,7 @@ def _filters(kind, member_card_no, status, since, overdue) -> svc.PullFilter:
 Kind = Annotated[NoticeKind | None, Query(description="lọc theo loại thông báo")]
 Member = Annotated[str | None, Query(alias="member", pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")]
 Status = Annotated[NoticeStatus | None, Query()]
-Since = Annotated[datetime | None, Query(description="chỉ thông báo tạo từ thời điểm này (ISO 8601 có múi giờ)")]
+Since = Annotated[Instant | None, Query(description="chỉ thông báo tạo từ thời điểm này (ISO 8601 có múi giờ)")]
 Overdue = Annotated[bool | None, Query(description="chỉ các yêu cầu đã quá hạn (true) hoặc chưa quá hạn (false)")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor của trang trước")]
 Limit = Annotated[int, Query(ge=1, le=settings.page_size_max, description=f"tối đa {settings.page_size_max}")]
