@@ -1,0 +1,33 @@
+"""Swagger UI served by the service itself: Khối staff's browsers need no access to any outside CDN."""
+
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+router = APIRouter(include_in_schema=False)
+STATIC = "/docs/static"
+# Swagger UI 5 (it renders OpenAPI 3.1), as packaged by fastapi-offline.
+ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
+def mount_static(app: FastAPI) -> None:
+    app.mount(STATIC, StaticFiles(directory=ASSETS), name="swagger-ui")
+
+
+@router.get("/docs", name="docs")
+async def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json", title="member-exchange — Swagger UI",
+        swagger_js_url=f"{STATIC}/swagger-ui-bundle.js", swagger_css_url=f"{STATIC}/swagger-ui.css",
+        swagger_favicon_url=f"{STATIC}/favicon.png", oauth2_redirect_url="/docs/oauth2-redirect",
+        swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+    )  # fmt: skip
+
+
+@router.get("/docs/oauth2-redirect", name="docs.oauth2_redirect")
+async def swagger_ui_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
