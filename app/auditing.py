@@ -23,7 +23,16 @@ from app.services import audit
 log = logging.getLogger("app.audit")
 
 # Path parameters that name the resource of a request.
-_RESOURCE_PARAMS = ("notice_id", "document_id", "party_card_no", "account_id", "subscription_id", "round_id", "code")
+_RESOURCE_PARAMS = (
+    "notice_id",
+    "document_id",
+    "party_card_no",
+    "account_id",
+    "subscription_id",
+    "round_id",
+    "kid",
+    "code",
+)
 
 
 @dataclass

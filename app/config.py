@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=10)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, description="a stalled request body gets a 408")
     max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="largest document upload")
     storage_dir: Path | None = Field(default=None, description="document storage; default data_dir/blobs")
     page_size_default: int = Field(default=50, ge=1, le=500)

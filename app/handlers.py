@@ -23,6 +23,7 @@ _HTTP_CODES = {
     404: ("not_found", "Không tìm thấy địa chỉ yêu cầu."),
     405: ("method_not_allowed", "Phương thức không được hỗ trợ cho địa chỉ này."),
     406: ("not_acceptable", "Không hỗ trợ định dạng phản hồi yêu cầu."),
+    408: ("request_timeout", "Máy khách gửi dữ liệu quá chậm; yêu cầu đã bị hủy."),
     413: ("payload_too_large", "Nội dung yêu cầu vượt quá giới hạn cho phép."),
     415: ("unsupported_media_type", "Kiểu nội dung không được hỗ trợ."),
 }

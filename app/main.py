@@ -97,6 +97,7 @@ def create_app() -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         upload_paths=("/api/v1/documents",),
         max_upload_bytes=settings.max_document_bytes,
+        body_timeout=settings.body_read_timeout_seconds,
     )
     install_error_handlers(app)
     docs.mount_static(app)

@@ -1,5 +1,6 @@
 """ASGI middleware: request ids, the body size limit, and one access log line per request."""
 
+import asyncio
 import json
 import logging
 import re
@@ -19,9 +20,16 @@ class RequestContextMiddleware:
     """Echo or mint X-Request-ID, cap the request body, and log the outcome."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, upload_paths: tuple[str, ...] = (), max_upload_bytes: int = 0
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_paths: tuple[str, ...] = (),
+        max_upload_bytes: int = 0,
+        body_timeout: float = 30.0,
     ) -> None:
         self.app = app
+        self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes
         self.upload_paths = upload_paths
         # Room for the multipart envelope and the form fields around the file itself.
@@ -49,15 +57,22 @@ class RequestContextMiddleware:
             except ValueError:
                 too_large = True
 
-        received = 0
+        received, body_done = 0, False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later calls only wait for a disconnect (streaming responses): no deadline
+                return await receive()
+            try:
+                # A client that stalls in the middle of its body gets a 408 instead of holding the worker.
+                message = await asyncio.wait_for(receive(), timeout=self.body_timeout)
+            except TimeoutError:
+                raise HTTPException(408) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413)
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_with_id(message: Message) -> None:

@@ -2,12 +2,6 @@
 writing at once produce one linear, verifiable log."""
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,10 +10,9 @@ from sqlalchemy import text
 from app.db import db
 from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, violation
-from tests.helpers import ACCOUNTS
+from tests.live import ROOT, auth_header, ready, serve, stop
 
 pytestmark = pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL only")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_the_service_role_cannot_disable_or_bypass_the_append_only_triggers(party):
@@ -64,88 +57,33 @@ async def test_the_service_role_cannot_disable_or_bypass_the_append_only_trigger
         await s.rollback()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(port: int) -> subprocess.Popen:
-    env = {**os.environ, "MX_AUDIT_SEAL_INTERVAL_SECONDS": "0.2", "MX_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode()[-2000:])
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError("service did not become ready")
-
-
 async def test_two_service_processes_writing_at_once_produce_one_linear_verifiable_log(party):
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")
-    ports = [_free_port(), _free_port()]
-    procs = [_start(p) for p in ports]
-    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in ports]
+    services = [serve(MX_AUDIT_SEAL_INTERVAL_SECONDS="0.2") for _ in range(2)]
+    clients = [httpx.AsyncClient(base_url=base, timeout=30) for _, base in services]
     try:
-        for c, proc in zip(clients, procs, strict=True):
-            await _wait_ready(c, proc)
-        specs = [ACCOUNTS["khoi_clerk"], ACCOUNTS["ba_dinh_clerk"]]
-        tokens = []
-        for c, spec in zip(clients, specs, strict=True):
-            r = await c.post(
-                "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": spec.secret}
-            )
-            tokens.append(r.json()["access_token"])
+        for proc, base in services:
+            await ready(base, proc)
+        auths = [await auth_header(c, name) for c, name in zip(clients, ("khoi_clerk", "ba_dinh_clerk"), strict=True)]
 
-        async def writer(c: httpx.AsyncClient, token: str) -> list[int]:
+        async def writer(c: httpx.AsyncClient, auth: dict) -> list[int]:
             statuses = []
             for _ in range(40):
-                r = await c.post("/api/v1/notices", json=violation(card), headers={"Authorization": f"Bearer {token}"})
+                r = await c.post("/api/v1/notices", json=violation(card), headers=auth)
                 statuses.append(r.status_code)
             return statuses
 
-        results = await asyncio.gather(*(writer(c, t) for c, t in zip(clients, tokens, strict=True) for _ in range(4)))
+        results = await asyncio.gather(*(writer(c, a) for c, a in zip(clients, auths, strict=True) for _ in range(4)))
         assert all(s == 201 for statuses in results for s in statuses)
-        auditor_spec = ACCOUNTS["khoi_auditor"]
-        r = await clients[1].post(
-            "/api/v1/auth/token",
-            data={"grant_type": "password", "username": auditor_spec.login, "password": auditor_spec.secret},
-        )
-        auditor = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        auditor = await auth_header(clients[1], "khoi_auditor")
         report = (await clients[0].get("/api/v1/audit/verify", headers=auditor)).json()
         assert report["ok"] is True and report["unsealed"] == 0, report
     finally:
         for c in clients:
             await c.aclose()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
+        for proc, _ in services:
+            stop(proc)
     async with db.sessions() as s:
         positions = (await s.execute(text("SELECT count(*), min(position), max(position) FROM audit_chain"))).one()
         entries_count = (await s.execute(text("SELECT count(*) FROM audit_entries"))).scalar()

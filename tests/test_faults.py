@@ -3,25 +3,22 @@ is lost, nothing is half-written, retries never duplicate, and the service recov
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
-from sqlalchemy import text
+import pytest
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import db
 from app.services import documents as document_service
 from app.storage import StorageFull
 from tests import files
+from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, violation
-from tests.helpers import ACCOUNTS, assert_problem
-from tests.receiver import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import assert_problem
+from tests.live import auth_header, ready, serve, stop
+from tests.proxy import TcpProxy
 
 
 async def test_a_full_disk_is_507_and_leaves_no_dangling_metadata(party, monkeypatch):
@@ -56,53 +53,13 @@ async def test_the_database_gone_mid_load_is_503_with_retry_after_and_recovers_w
     assert len(out) == 2, "nothing was half-written while the database was away"
 
 
-def _serve(port: int) -> subprocess.Popen:
-    env = {**os.environ, "MX_LOG_LEVEL": "WARNING", "MX_WEBHOOK_WORKER": "false"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-async def _ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as c:
-        for _ in range(150):
-            try:
-                if (await c.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("service did not start")
-
-
 async def test_sigkill_while_32_clients_push_loses_nothing_acknowledged_and_retries_never_duplicate(party):
     khoi = await party("khoi_clerk")
     cards = [await add_member(khoi, "ba-dinh") for _ in range(4)]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(port)
-    await _ready(base)
-    spec = ACCOUNTS["khoi_clerk"]
+    proc, base = serve(MX_WEBHOOK_WORKER="false")
+    await ready(base, proc)
     async with httpx.AsyncClient(base_url=base, timeout=10) as c:
-        r = await c.post(
-            "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": spec.secret}
-        )
-        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        auth = await auth_header(c, "khoi_clerk")
     sent: list[tuple[str, dict]] = []
     acknowledged: dict[str, str] = {}
 
@@ -120,14 +77,13 @@ async def test_sigkill_while_32_clients_push_loses_nothing_acknowledged_and_retr
 
     clients = [asyncio.create_task(client(i)) for i in range(32)]
     await asyncio.sleep(2.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    stop(proc, kill=True)
     await asyncio.gather(*clients)
     assert acknowledged, "some pushes were acknowledged before the kill"
 
-    proc = _serve(port)
+    proc, base = serve(port=int(base.rsplit(":", 1)[1]), MX_WEBHOOK_WORKER="false")
     try:
-        await _ready(base)
+        await ready(base, proc)
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
             # Every acknowledged notice is there.
             for notice_id in acknowledged.values():
@@ -139,9 +95,57 @@ async def test_sigkill_while_32_clients_push_loses_nothing_acknowledged_and_retr
                 if key in acknowledged:
                     assert r.json()["id"] == acknowledged[key]
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
     async with db.sessions() as s:
         notices = (await s.execute(text("SELECT count(*) FROM notices WHERE kind = 'violation.reported'"))).scalar()
         keys = (await s.execute(text("SELECT count(*) FROM idempotency_keys"))).scalar()
     assert notices == len(sent) == keys, "exactly one notice per request, however often it was sent"
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="a database server to lose")
+async def test_postgresql_lost_mid_load_is_503_and_the_same_process_recovers(party):
+    khoi = await party("khoi_clerk")
+    card = await add_member(khoi, "ba-dinh")
+    url = make_url(os.environ["MX_DATABASE_URL"])
+    proxy = TcpProxy(url.host, url.port or 5432)
+    await proxy.start()
+    proc, base = serve(
+        MX_DATABASE_URL=url.set(host="127.0.0.1", port=proxy.port).render_as_string(False),
+        MX_WEBHOOK_WORKER="false",
+        MX_DB_POOL_SIZE="4",
+    )
+    created: list[str] = []
+    try:
+        await ready(base, proc)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            auth = await auth_header(c, "khoi_clerk")
+
+            async def push_some(n: int) -> list[httpx.Response]:
+                out = []
+                for _ in range(n):
+                    r = await c.post("/api/v1/notices", json=violation(card), headers=auth)
+                    if r.status_code == 201:
+                        created.append(r.json()["id"])
+                    out.append(r)
+                return out
+
+            assert all(r.status_code == 201 for r in await push_some(5))
+            await proxy.cut()
+            during = await asyncio.gather(*(push_some(3) for _ in range(4)))
+            for r in (r for batch in during for r in batch):
+                assert_problem(r, 503)
+                assert int(r.headers["retry-after"]) > 0
+            assert (await c.get("/readyz")).status_code == 503
+            await proxy.restore()
+            # The same process, not restarted: its pool reconnects by itself.
+            for _ in range(50):
+                if (await c.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert all(r.status_code == 201 for r in await push_some(5))
+    finally:
+        await proxy.cut()  # first: stop() blocks this loop, which is also the one running the proxy
+        stop(proc)
+    async with db.sessions() as s:
+        stored = (await s.execute(text("SELECT count(*) FROM notices WHERE kind = 'violation.reported'"))).scalar()
+    assert stored == len(created) == 10, "every 201 is stored, and nothing else was half-written"

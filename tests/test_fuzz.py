@@ -12,16 +12,12 @@ Bounded by default (MX_FUZZ_EXAMPLES=3 per operation: the CI run); the long vers
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import ACCOUNTS
-from tests.receiver import free_port
+from tests.live import login_form, ready_sync, serve, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = os.environ.get("MX_FUZZ_EXAMPLES", "3")
 CALLERS = ("khoi_clerk", "ba_dinh_system", "cau_giay_system")
 
@@ -30,52 +26,17 @@ pytestmark = pytest.mark.fuzz
 
 @pytest.fixture(scope="module")
 def live():
-    port = free_port()
-    env = {**os.environ, "MX_LOG_LEVEL": "ERROR", "MX_WEBHOOK_WORKER": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve(MX_LOG_LEVEL="ERROR", MX_WEBHOOK_WORKER="false")
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        ready_sync(base, proc)
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-def _token(base: str, name: str) -> str:
-    spec = ACCOUNTS[name]
-    form = (
-        {"grant_type": "password", "username": spec.login, "password": spec.secret}
-        if spec.kind == "user"
-        else {"grant_type": "client_credentials", "client_id": spec.login, "client_secret": spec.secret}
-    )
-    return httpx.post(f"{base}/api/v1/auth/token", data=form).json()["access_token"]
+        stop(proc)
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_schemathesis_finds_no_server_errors_and_no_ignored_auth(live, caller, tmp_path):
-    token = _token(live, caller)
+    token = httpx.post(f"{live}/api/v1/auth/token", data=login_form(caller)).json()["access_token"]
     cmd = [
         sys.executable,
         "-m",

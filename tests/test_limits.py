@@ -1,6 +1,7 @@
 """Hostile input: oversized and deeply nested bodies, huge arrays and limits, long query strings, NUL bytes and
 tricky Unicode. Each is a quick 4xx with a problem document; never a 500; the same on SQLite and PostgreSQL."""
 
+import asyncio
 import json
 import unicodedata
 
@@ -130,3 +131,40 @@ async def test_times_must_be_iso_8601_with_an_offset(party):
         assert_problem(await khoi.get("/api/v1/notices/inbox", params={"since": since}), 422, "validation_error")
     for since in ("2026-11-22T08:00:00+07:00", "2026-11-22T01:00:00Z"):
         assert (await khoi.get("/api/v1/notices/inbox", params={"since": since})).status_code == 200
+
+
+async def test_a_client_that_stalls_in_the_middle_of_its_body_gets_408_promptly(party, monkeypatch):
+    khoi = await party("khoi_clerk")
+    middleware = app.middleware_stack
+    while not hasattr(middleware, "body_timeout"):
+        middleware = middleware.app
+    monkeypatch.setattr(middleware, "body_timeout", 0.5)
+    sent, chunks = [], iter([b'{"kind": "violation.reported", ', None])
+
+    async def receive():
+        chunk = next(chunks)
+        if chunk is None:
+            await asyncio.sleep(30)  # the client goes quiet
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/notices",
+        "raw_path": b"/api/v1/notices",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {khoi.token}".encode()), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+        "state": {},
+    }
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert sent[0]["status"] == 408 and json.loads(sent[1]["body"])["code"] == "request_timeout"

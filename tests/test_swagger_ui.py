@@ -1,58 +1,26 @@
 """Khối staff work in Swagger UI: a real headless Chromium logs in with Authorize and pulls the inbox."""
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.exchange import add_member, introduction, push
 from tests.helpers import ACCOUNTS
-from tests.receiver import free_port
+from tests.live import ready, serve, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")]
 
 
 @pytest.fixture
-def live():
-    port = free_port()
-    env = {**os.environ, "MX_LOG_LEVEL": "ERROR", "MX_WEBHOOK_WORKER": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+async def live():
+    proc, base = serve(MX_LOG_LEVEL="ERROR", MX_WEBHOOK_WORKER="false")
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        await ready(base, proc)
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop(proc)
 
 
 async def test_a_staff_member_logs_in_through_authorize_and_pulls_the_inbox(party, live, tmp_path):

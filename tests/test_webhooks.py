@@ -1,11 +1,7 @@
 """Push delivery: Standard Webhooks to a real receiver on loopback, retries, Retry-After, 410, durability."""
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,11 +12,11 @@ from app.models.subscription import Delivery
 from app.services.webhooks import deliver_due
 from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, introduction, push, violation
-from tests.helpers import ACCOUNTS, assert_problem
-from tests.receiver import free_port, start_receiver
+from tests.helpers import assert_problem
+from tests.live import auth_header, ready, serve, stop
+from tests.receiver import start_receiver
 
 SUBS = "/api/v1/subscriptions"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -220,57 +216,8 @@ async def test_subscriptions_are_each_committees_own(party, receiver):
 # ---- with real service processes ----------------------------------------------------------------------------
 
 
-def _serve(port: int, worker: bool) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "MX_WEBHOOK_WORKER": "true" if worker else "false",
-        "MX_WEBHOOK_POLL_SECONDS": "0.1",
-        "MX_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def _ready(port: int, proc: subprocess.Popen) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    for _ in range(150):
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode()[-2000:])
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return client
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError("service did not start")
-
-
-async def _token(client: httpx.AsyncClient, name: str) -> dict:
-    spec = ACCOUNTS[name]
-    r = await client.post(
-        "/api/v1/auth/token", data={"grant_type": "password", "username": spec.login, "password": spec.secret}
-    )
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _stop(proc: subprocess.Popen, *, kill: bool = False) -> None:
-    proc.kill() if kill else proc.terminate()
-    proc.wait(timeout=15)
+def _worker_env(worker: bool) -> dict:
+    return {"MX_WEBHOOK_WORKER": "true" if worker else "false", "MX_WEBHOOK_POLL_SECONDS": "0.1"}
 
 
 async def test_nothing_is_lost_when_the_service_stops_after_commit(party, receiver):
@@ -278,27 +225,25 @@ async def test_nothing_is_lost_when_the_service_stops_after_commit(party, receiv
     await subscribe(ba_dinh, receiver)
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")
-    port = free_port()
-    proc = _serve(port, worker=False)  # commits notices, sends nothing
-    client = await _ready(port, proc)
+    proc, base = serve(**_worker_env(False))  # commits notices, sends nothing
     try:
-        auth = await _token(client, "khoi_clerk")
-        ids = []
-        for _ in range(3):
-            r = await client.post("/api/v1/notices", json=violation(card), headers=auth)
-            assert r.status_code == 201
-            ids.append(r.json()["id"])
+        await ready(base, proc)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            auth = await auth_header(client, "khoi_clerk")
+            ids = []
+            for _ in range(3):
+                r = await client.post("/api/v1/notices", json=violation(card), headers=auth)
+                assert r.status_code == 201
+                ids.append(r.json()["id"])
     finally:
-        await client.aclose()
-        _stop(proc, kill=True)
+        stop(proc, kill=True)
     assert receiver.received == []
-    proc = _serve(port, worker=True)
-    client = await _ready(port, proc)
+    proc, base = serve(port=int(base.rsplit(":", 1)[1]), **_worker_env(True))
     try:
+        await ready(base, proc)
         await receiver.wait_for(3)
     finally:
-        await client.aclose()
-        _stop(proc)
+        stop(proc)
     assert sorted(r["body"]["data"]["notice_id"] for r in receiver.received) == sorted(ids)
 
 
@@ -308,11 +253,12 @@ async def test_two_service_processes_never_deliver_the_same_event_twice(party, r
     await subscribe(ba_dinh, receiver)
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")
-    ports = [free_port(), free_port()]
-    procs = [_serve(p, worker=True) for p in ports]
-    clients = [await _ready(p, proc) for p, proc in zip(ports, procs, strict=True)]
+    services = [serve(**_worker_env(True)) for _ in range(2)]
+    clients = [httpx.AsyncClient(base_url=base, timeout=30) for _, base in services]
     try:
-        auths = [await _token(c, "khoi_clerk") for c in clients]
+        for proc, base in services:
+            await ready(base, proc)
+        auths = [await auth_header(c, "khoi_clerk") for c in clients]
 
         async def pusher(i: int) -> None:
             for _ in range(15):
@@ -325,8 +271,8 @@ async def test_two_service_processes_never_deliver_the_same_event_twice(party, r
     finally:
         for c in clients:
             await c.aclose()
-        for proc in procs:
-            _stop(proc)
+        for proc, _ in services:
+            stop(proc)
     assert len(receiver.received) == 30 and max(receiver.hits.values()) == 1
     async with db.sessions() as s:
         attempts = (await s.execute(text("SELECT count(*) FROM delivery_attempts"))).scalar()

@@ -16,6 +16,7 @@ from jose import jwk as jose_jwk
 from jose import jws
 from pathvalidate import sanitize_filename
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import settings
@@ -236,7 +237,12 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
     )
     doc.receipt = _receipt(doc, principal)
     session.add(doc)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent correction of the same version got there first
+        raise Conflict(
+            "Tài liệu này vừa có bản đính chính khác; hãy đính chính bản mới nhất.", code="not_latest"
+        ) from None
     return doc
 
 
