@@ -88,7 +88,7 @@ def start_service(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
     )
 
 
-async def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+async def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=base) as client:
         while time.monotonic() < deadline:
@@ -100,7 +100,8 @@ async def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> 
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.25)
-    raise RuntimeError("service did not become ready")
+    proc.terminate()
+    raise RuntimeError("service did not become ready: " + proc.stderr.read().decode()[-3000:])
 
 
 def stop_service(proc: subprocess.Popen) -> None:
