@@ -106,6 +106,8 @@ async def test_export_streams_json_lines(party):
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     rows = [json.loads(line) for line in r.text.splitlines()]
     assert [row["action"] for row in rows][:3] == ["auth.token", "member.upsert", "auth.token"]
+    # The export itself is on the record.
+    assert [e["action"] for e in await entries(auditor, action="audit.export")] == ["audit.export"]
 
 
 async def _clean_report(auditor) -> dict:
@@ -321,3 +323,21 @@ async def test_concurrent_writers_produce_one_linear_verifiable_log(party):
     assert report["ok"] and report["unsealed"] == 0
     all_entries = await entries(auditor)
     assert report["size"] >= len(all_entries) - 1  # the last listing itself may still be unsealed
+
+
+def test_every_api_route_takes_the_request_session_that_writes_its_audit_entry():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import app.routers
+
+    unaudited = []
+    for module in pkgutil.iter_modules(app.routers.__path__):
+        router = getattr(importlib.import_module(f"app.routers.{module.name}"), "router", None)
+        for route in getattr(router, "routes", []):
+            path = (router.prefix or "") + route.path
+            params = inspect.signature(route.endpoint).parameters.values()
+            if path.startswith("/api/v1/") and not any("get_session" in str(p.annotation) for p in params):
+                unaudited.append(route.name)
+    assert unaudited == []

@@ -92,7 +92,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds(part
     history = (await ba_dinh.get(f"{SUBS}/{sub['id']}/deliveries")).json()["items"][0]
     assert history["status"] == "pending" and history["attempts"] == 1
     wait = datetime.fromisoformat(history["next_attempt_at"]) - before
-    assert timedelta(seconds=3.9) <= wait <= timedelta(seconds=6.5), wait  # 5 s ± 20 % jitter
+    assert timedelta(seconds=3.9) <= wait <= timedelta(seconds=9), wait  # 5 s ± 20 % jitter, plus slack for the round
     assert await run_worker() == 0, "not due yet"
     await time_passes()
     await run_worker()

@@ -3,7 +3,7 @@
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from app.config import settings
@@ -26,7 +26,29 @@ router = APIRouter(prefix="/api/v1/audit", tags=["Nhật ký kiểm tra"])
 _ERRORS = {401: {"description": "Chưa xác thực"}, 403: {"description": "Cần vai trò auditor"}}
 
 
-def _filters(org, actor, action, resource_type, resource_id, member, outcome, since, until) -> svc.EntryFilter:
+Org = Annotated[str | None, Query(max_length=64, description="tổ chức thực hiện hoặc liên quan")]
+Actor = Annotated[str | None, Query(max_length=64, description="tên đăng nhập của tài khoản thực hiện")]
+Action = Annotated[str | None, Query(max_length=64, examples=["notice.push"])]
+ResourceType = Annotated[str | None, Query(max_length=32, examples=["notice"])]
+ResourceId = Annotated[str | None, Query(max_length=128)]
+MemberRef = Annotated[str | None, Query(alias="member", max_length=12, description="số thẻ đảng viên")]
+OutcomeQ = Annotated[Outcome | None, Query()]
+Since = Annotated[Instant | None, Query(description="từ thời điểm (ISO 8601 có múi giờ)")]
+Until = Annotated[Instant | None, Query(description="trước thời điểm")]
+
+
+def entry_filter(
+    org: Org = None,
+    actor: Actor = None,
+    action: Action = None,
+    resource_type: ResourceType = None,
+    resource_id: ResourceId = None,
+    member: MemberRef = None,
+    outcome: OutcomeQ = None,
+    since: Since = None,
+    until: Until = None,
+) -> svc.EntryFilter:
+    """The filters shared by the listing and the export."""
     return svc.EntryFilter(
         org=org,
         actor=actor,
@@ -40,15 +62,7 @@ def _filters(org, actor, action, resource_type, resource_id, member, outcome, si
     )
 
 
-Org = Annotated[str | None, Query(max_length=64, description="tổ chức thực hiện hoặc liên quan")]
-Actor = Annotated[str | None, Query(max_length=64, description="tên đăng nhập của tài khoản thực hiện")]
-Action = Annotated[str | None, Query(max_length=64, examples=["notice.push"])]
-ResourceType = Annotated[str | None, Query(max_length=32, examples=["notice"])]
-ResourceId = Annotated[str | None, Query(max_length=128)]
-MemberRef = Annotated[str | None, Query(alias="member", max_length=12, description="số thẻ đảng viên")]
-OutcomeQ = Annotated[Outcome | None, Query()]
-Since = Annotated[Instant | None, Query(description="từ thời điểm (ISO 8601 có múi giờ)")]
-Until = Annotated[Instant | None, Query(description="trước thời điểm")]
+Filters = Annotated[svc.EntryFilter, Depends(entry_filter)]
 
 
 @router.get(
@@ -61,25 +75,13 @@ Until = Annotated[Instant | None, Query(description="trước thời điểm")]
 async def list_entries(
     session: SessionDep,
     auditor: Auditor,
-    org: Org = None,
-    actor: Actor = None,
-    action: Action = None,
-    resource_type: ResourceType = None,
-    resource_id: ResourceId = None,
-    member: MemberRef = None,
-    outcome: OutcomeQ = None,
-    since: Since = None,
-    until: Until = None,
+    filters: Filters,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
 ) -> AuditEntriesPublic:
     after = decode_cursor(cursor, int)
     rows = await svc.list_entries(
-        session=session,
-        principal=auditor,
-        after=after[0] if after else None,
-        limit=limit + 1,
-        filters=_filters(org, actor, action, resource_type, resource_id, member, outcome, since, until),
+        session=session, principal=auditor, after=after[0] if after else None, limit=limit + 1, filters=filters
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -99,20 +101,8 @@ async def list_entries(
     },
     summary="Xuất nhật ký (JSON Lines, truyền dần)",
 )
-async def export_entries(
-    auditor: Auditor,
-    org: Org = None,
-    actor: Actor = None,
-    action: Action = None,
-    resource_type: ResourceType = None,
-    resource_id: ResourceId = None,
-    member: MemberRef = None,
-    outcome: OutcomeQ = None,
-    since: Since = None,
-    until: Until = None,
-) -> StreamingResponse:
-    filters = _filters(org, actor, action, resource_type, resource_id, member, outcome, since, until)
-
+async def export_entries(_session: SessionDep, auditor: Auditor, filters: Filters) -> StreamingResponse:
+    # The request session is here for the export's own audit entry, committed before the first line is sent.
     async def lines():
         # A session of its own: the request's session has committed (with this export's audit entry) by now.
         async with db.sessions() as session:

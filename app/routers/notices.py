@@ -1,9 +1,10 @@
 """Notices: push, pull incrementally, read, acknowledge, reply."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from app import auditing, idempotency
@@ -217,16 +218,6 @@ async def _page(request: Request, session, rows: list, limit: int, cursor: str |
     )
 
 
-def _filters(kind, member_card_no, status, since, overdue) -> svc.PullFilter:
-    return svc.PullFilter(
-        kind=kind.value if kind else None,
-        member_card_no=member_card_no,
-        status=status.value if status else None,
-        since=since,
-        overdue=overdue,
-    )
-
-
 Kind = Annotated[NoticeKind | None, Query(description="lọc theo loại thông báo")]
 Member = Annotated[str | None, Query(alias="member", pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")]
 Status = Annotated[NoticeStatus | None, Query()]
@@ -234,6 +225,38 @@ Since = Annotated[Instant | None, Query(description="chỉ thông báo tạo t�
 Overdue = Annotated[bool | None, Query(description="chỉ các yêu cầu đã quá hạn (true) hoặc chưa quá hạn (false)")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor của trang trước")]
 Limit = Annotated[int, Query(ge=1, le=settings.page_size_max, description=f"tối đa {settings.page_size_max}")]
+
+
+@dataclass
+class Pull:
+    """The query of an inbox or outbox pull: filters, cursor and page size."""
+
+    filters: svc.PullFilter
+    cursor: str | None
+    after: tuple[int, int] | None
+    limit: int
+
+
+def pull_query(
+    kind: Kind = None,
+    member_card_no: Member = None,
+    status: Status = None,
+    since: Since = None,
+    overdue: Overdue = None,
+    cursor: Cursor = None,
+    limit: Limit = settings.page_size_default,
+) -> Pull:
+    filters = svc.PullFilter(
+        kind=kind.value if kind else None,
+        member_card_no=member_card_no,
+        status=status.value if status else None,
+        since=since,
+        overdue=overdue,
+    )
+    return Pull(filters=filters, cursor=cursor, after=decode_cursor(cursor, int, int), limit=limit)
+
+
+PullQuery = Annotated[Pull, Depends(pull_query)]
 
 
 @router.get(
@@ -244,51 +267,17 @@ Limit = Annotated[int, Query(ge=1, le=settings.page_size_max, description=f"tố
     description="Thứ tự ổn định; lưu `next_cursor` và lần sau gửi lại để nhận tiếp, không sót, không lặp. "
     "Lần nhận đầu tiên ghi nhận thời điểm chuyển đến.",
 )
-async def inbox(
-    request: Request,
-    session: SessionDep,
-    principal: Worker,
-    kind: Kind = None,
-    member_card_no: Member = None,
-    status: Status = None,
-    since: Since = None,
-    overdue: Overdue = None,
-    cursor: Cursor = None,
-    limit: Limit = settings.page_size_default,
-) -> NoticesPublic:
-    rows = await svc.inbox(
-        session=session,
-        principal=principal,
-        after=decode_cursor(cursor, int, int),
-        filters=_filters(kind, member_card_no, status, since, overdue),
-        limit=limit + 1,
-    )
-    return await _page(request, session, rows, limit, cursor)
+async def inbox(request: Request, session: SessionDep, principal: Worker, q: PullQuery) -> NoticesPublic:
+    rows = await svc.inbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=q.limit + 1)
+    return await _page(request, session, rows, q.limit, q.cursor)
 
 
 @router.get(
     "/outbox", name="notice.outbox", response_model=NoticesPublic, summary="Thông báo tổ chức đã gửi (theo con trỏ)"
 )
-async def outbox(
-    request: Request,
-    session: SessionDep,
-    principal: Worker,
-    kind: Kind = None,
-    member_card_no: Member = None,
-    status: Status = None,
-    since: Since = None,
-    overdue: Overdue = None,
-    cursor: Cursor = None,
-    limit: Limit = settings.page_size_default,
-) -> NoticesPublic:
-    rows = await svc.outbox(
-        session=session,
-        principal=principal,
-        after=decode_cursor(cursor, int, int),
-        filters=_filters(kind, member_card_no, status, since, overdue),
-        limit=limit + 1,
-    )
-    return await _page(request, session, rows, limit, cursor)
+async def outbox(request: Request, session: SessionDep, principal: Worker, q: PullQuery) -> NoticesPublic:
+    rows = await svc.outbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=q.limit + 1)
+    return await _page(request, session, rows, q.limit, q.cursor)
 
 
 @router.get(
