@@ -27,7 +27,6 @@ class TooLarge(Exception):
 class StoredBlob:
     sha256: str
     size: int
-    head: bytes  # the first bytes, for content-type detection
 
 
 class BlobStore(Protocol):
@@ -51,7 +50,7 @@ class FileBlobStore:
         """Copy `source` in, hashing as it goes; refuses more than max_size bytes."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        digest, size, head = hashlib.sha256(), 0, b""
+        digest, size = hashlib.sha256(), 0
         fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -59,8 +58,6 @@ class FileBlobStore:
                     size += len(chunk)
                     if size > max_size:
                         raise TooLarge
-                    if len(head) < 8192:
-                        head += chunk[: 8192 - len(head)]
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -69,7 +66,7 @@ class FileBlobStore:
             if not final.exists():
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_name, final)
-            return StoredBlob(digest.hexdigest(), size, head)
+            return StoredBlob(digest.hexdigest(), size)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull from exc

@@ -138,6 +138,35 @@ async def _district_data(db_url: str, sqlite_path: str | None) -> tuple[list[str
     return cards, [*ids], cursors
 
 
+async def _prepare(env: dict, url: str, sqlite_path: str | None, members: int, notices: int) -> tuple:
+    """Migrate, load members and notices, create the accounts; returns them with Ba Đình's test data."""
+    cli(env, "init")
+    # Synthetic members are refused in production; only their generation runs as development.
+    cli({**env, "MX_ENVIRONMENT": "development"}, "generate-members", "--count", str(members))
+    if sqlite_path:
+        load_notices_sqlite(sqlite_path, notices)
+    else:
+        await load_notices(url, notices)
+    district = cli(env, "create-client", "--org", "ba-dinh")
+    officer = cli(
+        env,
+        "create-user",
+        "--org",
+        "khoi-cqtp",
+        "--username",
+        "bench.officer",
+        "--role",
+        "clerk",
+        "--role",
+        "officer",
+        "--full-name",
+        "Cán bộ đo hiệu năng",
+        "--position",
+        "Chuyên viên",
+    )
+    return (district, officer, *await _district_data(url, sqlite_path))
+
+
 async def run_database(kind: str, args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"mx-bench-{kind}-"))
     sqlite_path = None
@@ -156,31 +185,7 @@ async def run_database(kind: str, args: argparse.Namespace) -> dict:
         MX_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
         MX_AUDIT_ENABLED="true",
     )
-    cli(env, "init")
-    # Synthetic members are refused in production; only their generation runs as development.
-    cli({**env, "MX_ENVIRONMENT": "development"}, "generate-members", "--count", str(args.members))
-    if kind == "postgresql":
-        await load_notices(url, args.notices)
-    else:
-        load_notices_sqlite(sqlite_path, args.notices)
-    district = cli(env, "create-client", "--org", "ba-dinh")
-    officer = cli(
-        env,
-        "create-user",
-        "--org",
-        "khoi-cqtp",
-        "--username",
-        "bench.officer",
-        "--role",
-        "clerk",
-        "--role",
-        "officer",
-        "--full-name",
-        "Cán bộ đo hiệu năng",
-        "--position",
-        "Chuyên viên",
-    )
-    cards, ids, cursors = await _district_data(url, sqlite_path)
+    district, officer, cards, ids, cursors = await _prepare(env, url, sqlite_path, args.members, args.notices)
     result = {"database": kind, "members": args.members, "stored_notices": args.notices, "scenarios": {}}
     result["scenarios"] = await _scenarios(env, args, district, officer, cards, ids, cursors, work)
     if args.audit_compare:
@@ -198,7 +203,7 @@ async def run_database(kind: str, args: argparse.Namespace) -> dict:
         result["push_audit_off"] = off["push"]
         result["healthz_audit_off"] = off["healthz"]
     if args.scale and kind == "postgresql":
-        result["scale"] = await _scale(env, url, args, district, officer, work)
+        result["scale"] = await _scale(env, args, work)
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -271,34 +276,14 @@ async def _scenarios(env, args, district, officer, cards, ids, cursors, work, on
     return out
 
 
-async def _scale(env, url, args, district, officer, work) -> dict:
+async def _scale(env: dict, args: argparse.Namespace, work: Path) -> dict:
     """Push and pull with 10,000 and with 1,000,000 stored notices: throughput must stay flat."""
     points = {}
     for stored in (10_000, 1_000_000):
         db_name = f"mx_bench_scale_{stored}"
         scale_url = await fresh_pg_database(db_name)
         scale_env = {**env, "DATABASE_URL": scale_url}
-        cli(scale_env, "init")
-        cli({**scale_env, "MX_ENVIRONMENT": "development"}, "generate-members", "--count", str(args.members))
-        await load_notices(scale_url, stored)
-        d = cli(scale_env, "create-client", "--org", "ba-dinh")
-        o = cli(
-            scale_env,
-            "create-user",
-            "--org",
-            "khoi-cqtp",
-            "--username",
-            "bench.officer",
-            "--role",
-            "clerk",
-            "--role",
-            "officer",
-            "--full-name",
-            "Cán bộ đo hiệu năng",
-            "--position",
-            "Chuyên viên",
-        )
-        cards, ids, cursors = await _district_data(scale_url, None)
+        d, o, cards, ids, cursors = await _prepare(scale_env, scale_url, None, args.members, stored)
         points[str(stored)] = await _scenarios(
             scale_env, args, d, o, cards, ids, cursors, work, only=("healthz", "push", "pull")
         )

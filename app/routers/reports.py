@@ -13,24 +13,10 @@ from app.services import reports as svc
 router = APIRouter(prefix="/api/v1/reports", tags=["Báo cáo"])
 
 
-class OpenItemPublic(BaseModel):
-    category: str
-    category_label: str
-    notice_id: str
-    kind: str
-    sender_org: str
-    recipient_org: str
-    member_card_no: str
-    created_at: str
-    due_date: str | None
-    overdue: bool
-    age_days: int
-
-
 class ReconciliationPublic(BaseModel):
     days: int
     counts: dict[str, int]
-    items: list[OpenItemPublic]
+    items: list[svc.OpenItem]
 
 
 @router.get(
@@ -60,5 +46,5 @@ async def reconciliation(
     return ReconciliationPublic(
         days=days,
         counts=counts,
-        items=[OpenItemPublic(**{**i.__dict__, "created_at": i.created_at.isoformat()}) for i in items],
+        items=items,
     )

@@ -2,9 +2,9 @@
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel
 from sqlalchemy import String, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,8 +36,9 @@ COLUMNS = [
 ]
 
 
-@dataclass
-class OpenItem:
+class OpenItem(BaseModel):
+    """One thing still open between the two sides."""
+
     category: str
     category_label: str
     notice_id: str
