@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings, settings
@@ -49,15 +49,24 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
     server_settings = {"application_name": "member-exchange", "timezone": "UTC"}
     if cfg.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(cfg.db_statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=cfg.db_pool_size,
         max_overflow=cfg.db_max_overflow,
         pool_timeout=cfg.db_pool_timeout_seconds,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": server_settings, "timeout": 5},
     )
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _drop_closed(dbapi_conn, _record, _proxy):  # pragma: no cover - exercised by every PostgreSQL request
+        # A pessimistic check without a round trip (pool_pre_ping costs three on asyncpg): a connection the
+        # server or the network closed is already marked closed by the driver; the pool then opens a new one.
+        # A connection that breaks mid-request invalidates the whole pool (SQLAlchemy's disconnect handling).
+        if dbapi_conn.driver_connection.is_closed():
+            raise DisconnectionError("the database closed this connection")
+
+    return engine
 
 
 class Database:
@@ -74,13 +83,16 @@ class Database:
         return old
 
     async def ping(self) -> bool:
-        """True when the database answers."""
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-        except (OSError, OperationalError, DBAPIError, TimeoutError):
-            return False
+        """True when the database answers. A second try: the first may meet a pooled connection the server has
+        just closed, whose error makes the pool drop every connection opened before it."""
+        for _ in range(2):
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return True
+            except (OSError, OperationalError, DBAPIError, TimeoutError):
+                continue
+        return False
 
 
 db = Database()

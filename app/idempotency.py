@@ -13,7 +13,7 @@ from datetime import timedelta
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -22,11 +22,24 @@ from app.errors import BadRequest, Conflict, Unprocessable
 from app.models.base import utcnow
 from app.models.idempotency import IdempotencyRecord
 from app.principal import Principal
+from app.statements import Prepared
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPLAY_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
-_INSERT_RECORD = insert(IdempotencyRecord.__table__)
+# Prepared (app/statements.py): every push runs them.
+_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)).label("locked")))
+_RECORD = Prepared(
+    select(
+        IdempotencyRecord.fingerprint,
+        IdempotencyRecord.response_status,
+        IdempotencyRecord.response_body,
+        IdempotencyRecord.response_headers,
+    ).where(IdempotencyRecord.account_id == bindparam("account_id"), IdempotencyRecord.key == bindparam("key"))
+)
+_INSERT_RECORD = Prepared(
+    insert(IdempotencyRecord.__table__), column_keys=[c.name for c in IdempotencyRecord.__table__.columns]
+)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -59,8 +72,8 @@ async def run(
     if not _KEY.match(key):
         raise BadRequest("Idempotency-Key phải gồm 1–255 ký tự ASCII in được.", code="invalid_idempotency_key")
     if session.bind.dialect.name == "postgresql":
-        locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(principal, key))))
-        if not locked:
+        locked = await _LOCK.fetchrow(session, {"lock_id": _lock_id(principal, key)})
+        if not locked["locked"]:
             raise Conflict(
                 "Một yêu cầu khác cùng Idempotency-Key đang được xử lý.",
                 code="idempotency_in_progress",
@@ -69,24 +82,24 @@ async def run(
     # JSON bodies are compared byte for byte; a multipart upload by what the caller passes (its file's hash).
     body = fingerprint_extra if fingerprint_extra is not None else await request.body()
     request_fingerprint = fingerprint(request.method, request.url.path, body)
-    record = await session.get(IdempotencyRecord, (principal.account_id, key))
+    record = await _RECORD.fetchrow(session, {"account_id": principal.account_id, "key": key})
     if record is not None:
-        if record.fingerprint != request_fingerprint:
+        if record["fingerprint"] != request_fingerprint:
             raise Unprocessable(
                 "Idempotency-Key đã dùng cho một yêu cầu có nội dung khác.", code="idempotency_key_reused"
             )
-        auditing.note(request, status=record.response_status, details={"idempotent_replay": True})
+        auditing.note(request, status=record["response_status"], details={"idempotent_replay": True})
         return JSONResponse(
-            record.response_body,
-            status_code=record.response_status,
-            headers={**record.response_headers, REPLAY_HEADER: "true"},
+            record["response_body"],
+            status_code=record["response_status"],
+            headers={**record["response_headers"], REPLAY_HEADER: "true"},
         )
     result = await produce()
     body = jsonable_encoder(result)
     extra = headers(result) if headers else {}
     now = utcnow()
-    await session.execute(
-        _INSERT_RECORD,
+    await _INSERT_RECORD.execute(
+        session,
         {
             "account_id": principal.account_id,
             "key": key,

@@ -39,7 +39,8 @@ async def test_service_recovers_when_the_database_drops_every_connection(client,
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )
-    # Pooled connections are dead now; pre-ping replaces them without a restart.
+    # Pooled connections are dead now: the pool drops them (closed ones at checkout, the rest at their first
+    # error) and opens new ones, without a restart.
     assert (await client.get("/readyz")).status_code == 200
     assert (await caller.get("/api/v1/organizations")).status_code == 200
 

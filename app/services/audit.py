@@ -20,6 +20,7 @@ from app.models.base import utcnow
 from app.principal import Principal
 from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
 from app.services.scoping import audit_entries_visible_to
+from app.statements import Prepared
 
 log = logging.getLogger("app.audit")
 
@@ -65,13 +66,14 @@ def link_hash(previous: str, entry_digest: str) -> str:
     return hashlib.sha256((previous + entry_digest).encode()).hexdigest()
 
 
-_INSERT_ENTRY = insert(AuditEntry.__table__)
+_ENTRY_FIELDS = [name for name in _HASHED if name != "seq"]
+_INSERT_ENTRY = Prepared(insert(AuditEntry.__table__), column_keys=_ENTRY_FIELDS)
 
 
 async def append(*, session: AsyncSession, **fields: Any) -> None:
-    """Add one entry to the session's transaction (sealed later, in commit order). A plain INSERT, compiled once:
-    this runs on every request. `tx` comes from the column's default: the inserting transaction's id."""
-    await session.execute(_INSERT_ENTRY, {"occurred_at": utcnow(), **fields})
+    """Add one entry to the session's transaction (sealed later, in commit order). Prepared: this runs on every
+    request. `tx` comes from the column's default: the inserting transaction's id."""
+    await _INSERT_ENTRY.execute(session, {"occurred_at": utcnow(), **fields})
 
 
 # ---- sealing ------------------------------------------------------------------------------------------------

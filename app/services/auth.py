@@ -14,6 +14,7 @@ from app.models.base import UTCDateTime, utcnow
 from app.models.organization import Organization
 from app.principal import Principal
 from app.security import TokenClaims, issue_token, verify_secret
+from app.statements import Prepared
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 
@@ -100,9 +101,9 @@ def token_for(account: Account) -> tuple[str, int]:
     )
 
 
-# Built once: this runs on every authenticated request, and building a statement costs more than running it.
-_PRINCIPAL = (
-    select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind)
+# Built once: this runs on every authenticated request.
+_PRINCIPAL = Prepared(
+    select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind.label("org_kind"))
     .join(Organization, Organization.code == Account.org_code)
     .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
 )
@@ -110,10 +111,10 @@ _PRINCIPAL = (
 
 async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -> Principal:
     """The caller behind verified claims: the account must still exist, be enabled and match the token."""
-    row = (await session.execute(_PRINCIPAL, {"account_id": claims.sub})).first()
+    row = await _PRINCIPAL.fetchrow(session, {"account_id": claims.sub})
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
-    login, kind, org_code, roles, org_kind = row
+    login, kind, org_code, roles, org_kind = row["login"], row["kind"], row["org_code"], row["roles"], row["org_kind"]
     if org_code != claims.org or TOKEN_USE.get(kind) != claims.token_use:
         raise Unauthorized("Mã truy cập không khớp với tài khoản.", code="invalid_token")
     return Principal(

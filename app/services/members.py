@@ -1,8 +1,9 @@
 """Members: the Khối keeps the records; each side reads its scope; residence moves notify both districts."""
 
 from datetime import date
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, NotFound, Unprocessable
@@ -12,6 +13,7 @@ from app.principal import Principal
 from app.services import notices
 from app.services.organizations import get_organization
 from app.services.scoping import members_visible_to
+from app.statements import Prepared, prepared
 from app.text import fold
 
 _FIELDS = (
@@ -40,6 +42,29 @@ async def get_member(*, session: AsyncSession, principal: Principal, card_no: st
     if member is None:
         raise NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
     return member
+
+
+class MemberScope(NamedTuple):
+    """What a notice needs of its member: who it is and which district it lives in."""
+
+    party_card_no: str
+    residence_org: str
+
+
+async def member_scope(*, session: AsyncSession, principal: Principal, card_no: str) -> MemberScope:
+    """The member's card number and district, if in the caller's scope; otherwise 404, as in get_member."""
+    stmt = prepared(
+        ("member_scope", principal.is_khoi),
+        lambda: Prepared(
+            select(Member.party_card_no, Member.residence_org).where(
+                Member.party_card_no == bindparam("card_no"), members_visible_to(principal, org=bindparam("org"))
+            )
+        ),
+    )
+    row = await stmt.fetchrow(session, {"card_no": card_no, "org": principal.org_code})
+    if row is None:
+        raise NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+    return MemberScope(row["party_card_no"], row["residence_org"])
 
 
 async def upsert_member(

@@ -5,16 +5,16 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import case, exists, func, insert, select, tuple_, update
+from sqlalchemy import ARRAY, BigInteger, Uuid, any_, bindparam, case, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.clock import today
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.models.document import Document, DocumentRef, NoticeDocument
 from app.models.member import Member, ResidenceStatus
 from app.models.notice import FIELDS_BY_KIND, Notice, NoticeCreated, NoticeKind, NoticePublic, NoticeStatus
@@ -23,6 +23,7 @@ from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
 from app.services import documents, members, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import notices_visible_to
+from app.statements import Prepared, prepared
 
 K = NoticeKind
 
@@ -59,7 +60,41 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-_INSERT_NOTICE = insert(Notice.__table__)
+# Prepared statements of the hot paths (app/statements.py). `tx` is left to the column's default: on PostgreSQL the
+# inserting transaction's id, which orders pulls (see `_pull`).
+_COLUMNS = [c.name for c in Notice.__table__.columns]
+_INSERT_NOTICE = Prepared(insert(Notice.__table__), column_keys=[c for c in _COLUMNS if c not in ("seq", "tx")])
+_HAS_DOCUMENTS = exists().where(NoticeDocument.notice_id == Notice.id).label("has_documents")
+_ROW = (*Notice.__table__.columns, _HAS_DOCUMENTS)
+_MARK_DELIVERED_VALUES = {
+    "delivered_at": bindparam("now"),
+    "status": case((Notice.status == NoticeStatus.sent.value, NoticeStatus.delivered.value), else_=Notice.status),
+}
+_MARK_DELIVERED = Prepared(
+    update(Notice.__table__)
+    .where(Notice.id.in_(bindparam("ids", expanding=True)), Notice.delivered_at.is_(None))
+    .values(_MARK_DELIVERED_VALUES),
+    postgresql=update(Notice.__table__)
+    .where(Notice.id == any_(bindparam("ids", type_=ARRAY(Uuid))), Notice.delivered_at.is_(None))
+    .values(_MARK_DELIVERED_VALUES),
+)
+_ACKNOWLEDGE = Prepared(
+    update(Notice.__table__)
+    .where(Notice.id == bindparam("notice_id"))
+    .values(
+        acknowledged_at=bindparam("now"),
+        acknowledged_by=bindparam("account_id"),
+        delivered_at=func.coalesce(Notice.delivered_at, bindparam("now")),
+        status=case(
+            (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
+        ),
+    )
+)
+
+
+def _rows(rows) -> list[SimpleNamespace]:
+    """Notices read by a prepared statement, with attribute access like the model's."""
+    return [SimpleNamespace(**row) for row in rows]
 
 
 def content_of(n: Notice) -> dict[str, Any]:
@@ -111,8 +146,10 @@ def to_public(n: Notice, docs: list[Document] = ()) -> NoticePublic:
 
 
 async def present(*, session: AsyncSession, notices: list[Notice]) -> list[NoticePublic]:
-    """Notices as the API shows them, with their documents loaded in one query."""
-    docs = await documents.carried_documents(session=session, notice_ids=[n.id for n in notices])
+    """Notices as the API shows them, with their documents loaded in one query (none when a prepared read already
+    knows that no notice here carries any)."""
+    carrying = [n.id for n in notices if getattr(n, "has_documents", True)]
+    docs = await documents.carried_documents(session=session, notice_ids=carrying)
     return [to_public(n, docs.get(n.id, [])) for n in notices]
 
 
@@ -154,9 +191,7 @@ async def _insert(
     )  # fmt: skip
     # Signed once, here, so that pulls stay cheap.
     notice.signature = sign_jws(canonical_content(notice, list(docs)), typ=NOTICE_TYP)
-    # A plain INSERT compiled once (the notice is not changed again in this request). `tx` comes from the
-    # column's default: on PostgreSQL the inserting transaction's id, which orders pulls (see `_pull`).
-    await session.execute(_INSERT_NOTICE, notice.model_dump(exclude={"seq", "tx"}))
+    await _INSERT_NOTICE.execute(session, notice.model_dump(exclude={"seq", "tx"}))
     if docs:
         session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
     await webhooks.enqueue(session=session, notice=notice)
@@ -195,7 +230,7 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tup
         )
     if kind in KHOI_ONLY and not principal.is_khoi:
         raise Forbidden("Chỉ Đảng ủy Khối gửi loại thông báo này.", code="direction_not_allowed")
-    member = await members.get_member(session=session, principal=principal, card_no=data.member_card_no)
+    member = await members.member_scope(session=session, principal=principal, card_no=data.member_card_no)
     recipient = member.residence_org if principal.is_khoi else KHOI_CODE
     if data.recipient_org is not None and data.recipient_org != recipient:
         raise Unprocessable(
@@ -221,7 +256,7 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tup
     return notice, docs
 
 
-async def _check_move(*, session: AsyncSession, principal: Principal, member: Member, fields: Any) -> None:
+async def _check_move(*, session: AsyncSession, principal: Principal, member: members.MemberScope, fields: Any) -> None:
     district = member.residence_org
     if fields.from_org != district:
         raise Unprocessable(
@@ -233,7 +268,7 @@ async def _check_move(*, session: AsyncSession, principal: Principal, member: Me
 
 
 async def _correct(
-    *, session: AsyncSession, principal: Principal, data: Any, member: Member, docs: list[Document]
+    *, session: AsyncSession, principal: Principal, data: Any, member: members.MemberScope, docs: list[Document]
 ) -> Notice:
     original = await get_visible(session=session, principal=principal, notice_id=data.supersedes)
     if original.sender_org != principal.org_code:
@@ -345,41 +380,41 @@ async def get_visible(
     return notice
 
 
-async def _mark_delivered(session: AsyncSession, notices: list[Notice]) -> None:
+async def _mark_delivered(session: AsyncSession, notices: list[SimpleNamespace]) -> None:
     """The recipient has now seen these: record the first delivery, in one statement."""
     pending = [n for n in notices if n.delivered_at is None]
     if not pending:
         return
     now = utcnow()
-    await session.execute(
-        update(Notice)
-        .where(Notice.id.in_([n.id for n in pending]), Notice.delivered_at.is_(None))
-        .values(
-            delivered_at=now,
-            status=case((Notice.status == NoticeStatus.sent.value, NoticeStatus.delivered.value), else_=Notice.status),
-        )
-        .execution_options(synchronize_session=False)
-    )
+    await _MARK_DELIVERED.execute(session, {"ids": [n.id for n in pending], "now": now})
     for n in pending:
-        set_committed_value(n, "delivered_at", now)
+        n.delivered_at = now
         if n.status == NoticeStatus.sent:
-            set_committed_value(n, "status", NoticeStatus.delivered.value)
+            n.status = NoticeStatus.delivered.value
 
 
 async def get_notice(
     *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID
-) -> tuple[Notice, list[Notice]]:
+) -> tuple[SimpleNamespace, list[SimpleNamespace]]:
     """One notice and its thread as the caller may see them; reading it as recipient counts as delivery."""
-    notice = await get_visible(session=session, principal=principal, notice_id=notice_id)
-    thread = list(
-        (
-            await session.execute(
-                select(Notice)
-                .where(Notice.thread_id == notice.thread_id, notices_visible_to(principal))
-                .order_by(Notice.seq)
+    stmt = prepared(
+        "notice_thread",
+        lambda: Prepared(
+            select(*_ROW)
+            .where(
+                Notice.thread_id
+                == select(Notice.thread_id)
+                .where(Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org")))
+                .scalar_subquery(),
+                notices_visible_to(principal, org=bindparam("org")),
             )
-        ).scalars()
+            .order_by(Notice.seq)
+        ),
     )
+    thread = _rows(await stmt.fetch(session, {"notice_id": notice_id, "org": principal.org_code}))
+    notice = next((n for n in thread if n.id == notice_id), None)
+    if notice is None:
+        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
     await _mark_delivered(session, [n for n in thread if n.recipient_org == principal.org_code])
     return notice, thread
 
@@ -393,6 +428,42 @@ class PullFilter:
     overdue: bool | None = None
 
 
+def _pull_statement(principal: Principal, box: str, filters: PullFilter, after: bool) -> Prepared:
+    """The page query of one shape (box, which filters, whether a cursor is given): built once per shape."""
+
+    def build() -> Prepared:
+        own = Notice.recipient_org if box == "inbox" else Notice.sender_org
+        stmt = (
+            select(*_ROW)
+            .where(own == bindparam("org"), notices_visible_to(principal, org=bindparam("org")))
+            .order_by(Notice.tx, Notice.seq)
+            .limit(bindparam("limit"))
+        )
+        if after:
+            stmt = stmt.where(
+                tuple_(Notice.tx, Notice.seq)
+                > tuple_(bindparam("after_tx", type_=BigInteger), bindparam("after_seq", type_=BigInteger))
+            )
+        if filters.kind:
+            stmt = stmt.where(Notice.kind == bindparam("kind"))
+        if filters.member_card_no:
+            stmt = stmt.where(Notice.member_card_no == bindparam("member_card_no"))
+        if filters.status:
+            stmt = stmt.where(Notice.status == bindparam("status"))
+        if filters.since:
+            stmt = stmt.where(Notice.created_at >= bindparam("since", type_=UTCDateTime))
+        if filters.overdue is not None:
+            late = (Notice.due_date < bindparam("today")) & (Notice.status != NoticeStatus.answered.value)
+            stmt = stmt.where(late if filters.overdue else ~late | Notice.due_date.is_(None))
+        # On PostgreSQL only notices whose transactions, and every older one, have finished: a later commit can
+        # never land behind a cursor already handed out, so incremental pulls neither miss nor repeat.
+        finished = Notice.tx < func.txid_snapshot_xmin(func.txid_current_snapshot())
+        return Prepared(stmt, postgresql=stmt.where(finished))
+
+    shape = (box, bool(filters.kind), bool(filters.member_card_no), bool(filters.status), bool(filters.since))
+    return prepared(("pull", *shape, filters.overdue, after), build)
+
+
 async def _pull(
     *,
     session: AsyncSession,
@@ -401,32 +472,20 @@ async def _pull(
     filters: PullFilter,
     after: tuple[int, int] | None,
     limit: int,
-) -> list[Notice]:
-    own = Notice.recipient_org if box == "inbox" else Notice.sender_org
-    stmt = (
-        select(Notice)
-        .where(own == principal.org_code, notices_visible_to(principal))
-        .order_by(Notice.tx, Notice.seq)
-        .limit(limit)
-    )
-    if session.bind.dialect.name == "postgresql":
-        # Only notices whose transactions, and every older one, have finished: a later commit can never
-        # land behind a cursor already handed out, so incremental pulls neither miss nor repeat.
-        stmt = stmt.where(Notice.tx < func.txid_snapshot_xmin(func.txid_current_snapshot()))
-    if after is not None:
-        stmt = stmt.where(tuple_(Notice.tx, Notice.seq) > tuple_(*after))
-    if filters.kind:
-        stmt = stmt.where(Notice.kind == filters.kind)
-    if filters.member_card_no:
-        stmt = stmt.where(Notice.member_card_no == filters.member_card_no)
-    if filters.status:
-        stmt = stmt.where(Notice.status == filters.status)
-    if filters.since:
-        stmt = stmt.where(Notice.created_at >= filters.since)
-    if filters.overdue is not None:
-        late = (Notice.due_date < today()) & (Notice.status != NoticeStatus.answered.value)
-        stmt = stmt.where(late if filters.overdue else ~late | Notice.due_date.is_(None))
-    return list((await session.execute(stmt)).scalars())
+) -> list[SimpleNamespace]:
+    stmt = _pull_statement(principal, box, filters, after is not None)
+    params = {
+        "org": principal.org_code,
+        "limit": limit,
+        "after_tx": after[0] if after else None,
+        "after_seq": after[1] if after else None,
+        "kind": filters.kind,
+        "member_card_no": filters.member_card_no,
+        "status": filters.status,
+        "since": filters.since,
+        "today": today(),
+    }
+    return _rows(await stmt.fetch(session, params))
 
 
 async def inbox(
@@ -447,19 +506,29 @@ async def outbox(
     return [(n, (n.tx, n.seq)) for n in rows]
 
 
-async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> Notice:
+async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> SimpleNamespace:
     """The recipient confirms receipt; acknowledging again changes nothing."""
-    notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
+    stmt = prepared(
+        "notice_for_ack",
+        lambda: Prepared(
+            select(*_ROW)
+            .where(Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org")))
+            .with_for_update(of=Notice.__table__)
+        ),
+    )
+    notice = next(iter(_rows(await stmt.fetch(session, {"notice_id": notice_id, "org": principal.org_code}))), None)
+    if notice is None:
+        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
     if notice.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
     if notice.acknowledged_at is None:
         now = utcnow()
+        await _ACKNOWLEDGE.execute(session, {"notice_id": notice.id, "now": now, "account_id": principal.account_id})
         notice.acknowledged_at = now
         notice.acknowledged_by = principal.account_id
         notice.delivered_at = notice.delivered_at or now
         if notice.status != NoticeStatus.answered:
             notice.status = NoticeStatus.acknowledged.value
-        await session.flush()
     return notice
 
 

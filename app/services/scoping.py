@@ -1,5 +1,7 @@
 """The one place that decides what a caller's committee may see. Every query of scoped rows goes through here."""
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, or_, select, true
 
 from app.models.audit import AuditEntry
@@ -8,17 +10,20 @@ from app.models.member import Member
 from app.models.notice import Notice
 from app.principal import Principal
 
+# `org` stands for the caller's committee code; statements prepared once pass a bind parameter here.
 
-def members_visible_to(principal: Principal) -> ColumnElement[bool]:
+
+def members_visible_to(principal: Principal, org: Any = None) -> ColumnElement[bool]:
     """The Khối sees all of its members; a district sees those whose current residence is in its area."""
     if principal.is_khoi:
         return true()
-    return Member.residence_org == principal.org_code
+    return Member.residence_org == (principal.org_code if org is None else org)
 
 
-def notices_visible_to(principal: Principal) -> ColumnElement[bool]:
+def notices_visible_to(principal: Principal, org: Any = None) -> ColumnElement[bool]:
     """A notice is seen only by its sender and its recipient committee."""
-    return or_(Notice.sender_org == principal.org_code, Notice.recipient_org == principal.org_code)
+    org = principal.org_code if org is None else org
+    return or_(Notice.sender_org == org, Notice.recipient_org == org)
 
 
 def may_see_member(principal: Principal, member: Member) -> bool:

@@ -18,11 +18,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -32,6 +33,7 @@ from app.models.base import utcnow
 from app.models.notice import Notice
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription, SubscriptionCreate
 from app.principal import Principal
+from app.statements import Prepared
 
 log = logging.getLogger("app.webhooks")
 
@@ -180,9 +182,22 @@ def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, 
     return rows
 
 
+class _Wanted(NamedTuple):
+    id: uuid.UUID
+    kinds: list[str] | None
+
+
+# Prepared: it runs with every notice.
+_WANTED = Prepared(
+    select(Subscription.id, Subscription.kinds).where(
+        Subscription.org_code == bindparam("org"), Subscription.active.is_(True), Subscription.deleted_at.is_(None)
+    )
+)
+
+
 async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
     """In the notice's own transaction: one delivery per matching subscription of the recipient."""
-    subs = (await subscriptions_by_org(session=session, org_codes={notice.recipient_org})).get(notice.recipient_org)
+    subs = [_Wanted(r["id"], r["kinds"]) for r in await _WANTED.fetch(session, {"org": notice.recipient_org})]
     if subs:
         rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
         session.add_all([Delivery(**row) for row in rows])

@@ -1,0 +1,102 @@
+"""Statements on the hot paths: built once, run without the ORM.
+
+Profiling the service under load (see the README's benchmark section) showed SQLAlchemy spending 200–400 µs of
+CPU per statement on building execution contexts and ORM results: on the hot paths (every authenticated request,
+its audit entry, push, pull, acknowledge, read) that was most of each request. These statements are still
+SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once; on PostgreSQL
+it runs straight on the session's asyncpg connection, inside the session's transaction; on SQLite (in-process, no
+round trips to save) it runs through the session as usual. Rows come back as mappings (`row["column"]`) holding
+the same Python types on both databases.
+"""
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Executable
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Row = Mapping[str, Any]
+
+
+class Prepared:
+    """One statement, compiled once per database. `postgresql` may give a variant for PostgreSQL (say, `= ANY`
+    of an array where SQLite needs an expanding IN); `column_keys` names the columns an INSERT sets."""
+
+    __slots__ = ("_column_keys", "_compiled", "_pg_stmt", "stmt")
+
+    def __init__(
+        self, stmt: Executable, *, postgresql: Executable | None = None, column_keys: Iterable[str] | None = None
+    ) -> None:
+        self.stmt = stmt
+        self._pg_stmt = postgresql if postgresql is not None else stmt
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: tuple[str, tuple] | None = None
+
+    def _for_postgresql(self, dialect) -> tuple[str, tuple]:
+        if self._compiled is None:
+            compiled = self._pg_stmt.compile(dialect=dialect, column_keys=self._column_keys)
+            processors = compiled._bind_processors
+            defaults = compiled.construct_params(_check=False)
+            binds = tuple((name, processors.get(name), defaults.get(name)) for name in compiled.positiontup or ())
+            self._compiled = (str(compiled), binds)
+        return self._compiled
+
+    async def _run(self, session: AsyncSession, params: Mapping[str, Any] | None, method: str) -> Any:
+        params = params or {}
+        conn = await session.connection()
+        if conn.dialect.name != "postgresql":
+            result = await session.execute(self.stmt, dict(params))
+            if method == "execute":
+                return None
+            rows = result.mappings()
+            return rows.first() if method == "fetchrow" else rows.all()
+        sql, binds = self._for_postgresql(conn.dialect)
+        args = []
+        for name, process, default in binds:
+            value = params[name] if name in params else default
+            args.append(process(value) if process is not None and value is not None else value)
+        adapted = (await conn.get_raw_connection()).dbapi_connection
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:  # the session's BEGIN is sent with its first statement
+                await adapted._start_transaction()
+            try:
+                return await getattr(adapted._connection, method)(sql, *args)
+            except Exception as exc:
+                raise _translated(sql, exc) from exc
+
+    async def fetch(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return await self._run(session, params, "fetch")
+
+    async def fetchrow(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> Row | None:
+        return await self._run(session, params, "fetchrow")
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> None:
+        await self._run(session, params, "execute")
+
+
+def _translated(sql: str, exc: Exception) -> Exception:
+    """asyncpg's errors as SQLAlchemy's, so that the service's handlers treat them alike (503 when the database
+    is gone, 409 where a caller expects a constraint, 500 otherwise)."""
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(sql, None, exc)
+    if isinstance(
+        exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError | asyncpg.OperatorInterventionError
+    ):
+        return OperationalError(sql, None, exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        return DBAPIError(sql, None, exc)
+    return exc
+
+
+_BUILT: dict[Hashable, Prepared] = {}
+
+
+def prepared(key: Hashable, build: Callable[[], Prepared]) -> Prepared:
+    """The statement for `key`, built on first use: for statements whose shape depends on the caller or on which
+    filters a request gives (a handful of shapes each)."""
+    found = _BUILT.get(key)
+    if found is None:
+        found = _BUILT[key] = build()
+    return found
