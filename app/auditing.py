@@ -99,7 +99,7 @@ def _fields(request: Request, route, status: int, outcome: Outcome, extra_detail
 
 
 async def record_success(session, request: Request, response: Response | None) -> None:
-    """Write the entry of a request that is about to commit, in its transaction."""
+    """Write the entry of a request that is about to commit, in its transaction (with its last statement)."""
     route = _audited_route(request)
     if route is None:
         return
@@ -110,7 +110,7 @@ async def record_success(session, request: Request, response: Response | None) -
         or route.status_code
         or 200
     )
-    await audit.append(session=session, **_fields(request, route, status, Outcome.allowed))
+    await audit.append(session=session, deferred=True, **_fields(request, route, status, Outcome.allowed))
 
 
 async def record_failure(request: Request, status: int, code: str) -> None:

@@ -8,7 +8,7 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auditing
+from app import auditing, statements
 from app.db import db
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.models.account import Role
@@ -27,6 +27,7 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
             yield session
             try:
                 await auditing.record_success(session, request, response)
+                await statements.flush_deferred(session)
             except Exception as exc:
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"

@@ -10,7 +10,6 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import BigInteger, bindparam, func, insert, select
@@ -22,7 +21,7 @@ from app.errors import BadRequest, Conflict, Unprocessable
 from app.models.base import utcnow
 from app.models.idempotency import IdempotencyRecord
 from app.principal import Principal
-from app.statements import Prepared
+from app.statements import Prepared, defer
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -67,7 +66,9 @@ async def run(
     if key is None:
         result = await produce()
         return JSONResponse(
-            jsonable_encoder(result), status_code=status_code, headers=headers(result) if headers else None
+            result.model_dump(mode="json", by_alias=True),
+            status_code=status_code,
+            headers=headers(result) if headers else None,
         )
     if not _KEY.match(key):
         raise BadRequest("Idempotency-Key phải gồm 1–255 ký tự ASCII in được.", code="invalid_idempotency_key")
@@ -95,11 +96,12 @@ async def run(
             headers={**record["response_headers"], REPLAY_HEADER: "true"},
         )
     result = await produce()
-    body = jsonable_encoder(result)
+    body = result.model_dump(mode="json", by_alias=True)
     extra = headers(result) if headers else {}
     now = utcnow()
-    await _INSERT_RECORD.execute(
+    defer(
         session,
+        _INSERT_RECORD,
         {
             "account_id": principal.account_id,
             "key": key,

@@ -37,7 +37,7 @@ Since = Annotated[Instant | None, Query(description="từ thời điểm (ISO 86
 Until = Annotated[Instant | None, Query(description="trước thời điểm")]
 
 
-def entry_filter(
+async def entry_filter(
     org: Org = None,
     actor: Actor = None,
     action: Action = None,

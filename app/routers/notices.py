@@ -237,7 +237,7 @@ class Pull:
     limit: int
 
 
-def pull_query(
+async def pull_query(
     kind: Kind = None,
     member_card_no: Member = None,
     status: Status = None,

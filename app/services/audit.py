@@ -20,7 +20,7 @@ from app.models.base import utcnow
 from app.principal import Principal
 from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
 from app.services.scoping import audit_entries_visible_to
-from app.statements import Prepared
+from app.statements import Prepared, defer
 
 log = logging.getLogger("app.audit")
 
@@ -70,10 +70,15 @@ _ENTRY_FIELDS = [name for name in _HASHED if name != "seq"]
 _INSERT_ENTRY = Prepared(insert(AuditEntry.__table__), column_keys=_ENTRY_FIELDS)
 
 
-async def append(*, session: AsyncSession, **fields: Any) -> None:
-    """Add one entry to the session's transaction (sealed later, in commit order). Prepared: this runs on every
-    request. `tx` comes from the column's default: the inserting transaction's id."""
-    await _INSERT_ENTRY.execute(session, {"occurred_at": utcnow(), **fields})
+async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any) -> None:
+    """Add one entry to the session's transaction (sealed later, in commit order); `deferred`: with the request's
+    last statement. Prepared: this runs on every request. `tx` comes from the column's default: the inserting
+    transaction's id."""
+    params = {"occurred_at": utcnow(), **fields}
+    if deferred:
+        defer(session, _INSERT_ENTRY, params)
+    else:
+        await _INSERT_ENTRY.execute(session, params)
 
 
 # ---- sealing ------------------------------------------------------------------------------------------------
