@@ -343,7 +343,9 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--members", type=int, default=9000)
     parser.add_argument("--notices", type=int, default=200_000)
-    parser.add_argument("--pool", type=int, default=20, help="database connections per worker")
+    parser.add_argument(
+        "--pool", type=int, default=8, help="database connections per worker (more only queue in the database)"
+    )
     parser.add_argument("--audit-compare", action="store_true", help="also push with the audit log off")
     parser.add_argument("--scale", action="store_true", help="also 10,000 vs 1,000,000 stored notices")
     print(markdown(asyncio.run(main(parser.parse_args()))))
