@@ -33,6 +33,10 @@ _FIELDS = (
 )
 
 
+def _not_found() -> NotFound:
+    return NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+
+
 async def get_member(*, session: AsyncSession, principal: Principal, card_no: str, for_update: bool = False) -> Member:
     """A member in the caller's scope, or 404 (another committee's members do not exist for the caller)."""
     stmt = select(Member).where(Member.party_card_no == card_no, members_visible_to(principal))
@@ -40,7 +44,7 @@ async def get_member(*, session: AsyncSession, principal: Principal, card_no: st
         stmt = stmt.with_for_update()
     member = (await session.execute(stmt)).scalar_one_or_none()
     if member is None:
-        raise NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+        raise _not_found()
     return member
 
 
@@ -63,7 +67,7 @@ async def member_scope(*, session: AsyncSession, principal: Principal, card_no: 
     )
     row = await stmt.fetchrow(session, {"card_no": card_no, "org": principal.org_code})
     if row is None:
-        raise NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+        raise _not_found()
     return MemberScope(row["party_card_no"], row["residence_org"])
 
 

@@ -73,10 +73,12 @@ _MARK_DELIVERED_VALUES = {
 _MARK_DELIVERED = Prepared(
     update(Notice.__table__)
     .where(Notice.id.in_(bindparam("ids", expanding=True)), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES),
+    .values(_MARK_DELIVERED_VALUES)
+    .returning(Notice.id, Notice.delivered_at, Notice.status),
     postgresql=update(Notice.__table__)
     .where(Notice.id == any_(bindparam("ids", type_=ARRAY(Uuid))), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES),
+    .values(_MARK_DELIVERED_VALUES)
+    .returning(Notice.id, Notice.delivered_at, Notice.status),
 )
 _ACKNOWLEDGE = Prepared(
     update(Notice.__table__)
@@ -89,12 +91,26 @@ _ACKNOWLEDGE = Prepared(
             (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
         ),
     )
+    .returning(*Notice.__table__.columns)
+)
+_ANSWERED = Prepared(
+    update(Notice.__table__)
+    .where(Notice.id == bindparam("notice_id"))
+    .values(
+        answered_at=bindparam("now"),
+        delivered_at=func.coalesce(Notice.delivered_at, bindparam("now")),
+        status=NoticeStatus.answered.value,
+    )
 )
 
 
 def _rows(rows) -> list[SimpleNamespace]:
     """Notices read by a prepared statement, with attribute access like the model's."""
     return [SimpleNamespace(**row) for row in rows]
+
+
+def _not_found() -> NotFound:
+    return NotFound("Không tìm thấy thông báo.", code="notice_not_found")
 
 
 def content_of(n: Notice) -> dict[str, Any]:
@@ -369,15 +385,20 @@ async def announce_document_correction(
 
 async def get_visible(
     *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, for_update: bool = False
-) -> Notice:
+) -> SimpleNamespace:
     """A notice the caller sent or received, or 404: others' notices do not exist for the caller."""
-    stmt = select(Notice).where(Notice.id == notice_id, notices_visible_to(principal))
-    if for_update:
-        stmt = stmt.with_for_update()
-    notice = (await session.execute(stmt)).scalar_one_or_none()
-    if notice is None:
-        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
-    return notice
+
+    def build() -> Prepared:
+        stmt = select(*_ROW).where(
+            Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org"))
+        )
+        return Prepared(stmt.with_for_update(of=Notice.__table__) if for_update else stmt)
+
+    stmt = prepared(("notice_visible", for_update), build)
+    row = await stmt.fetchrow(session, {"notice_id": notice_id, "org": principal.org_code})
+    if row is None:
+        raise _not_found()
+    return SimpleNamespace(**row)
 
 
 async def _mark_delivered(session: AsyncSession, notices: list[SimpleNamespace]) -> None:
@@ -385,12 +406,11 @@ async def _mark_delivered(session: AsyncSession, notices: list[SimpleNamespace])
     pending = [n for n in notices if n.delivered_at is None]
     if not pending:
         return
-    now = utcnow()
-    await _MARK_DELIVERED.execute(session, {"ids": [n.id for n in pending], "now": now})
+    marked = await _MARK_DELIVERED.fetch(session, {"ids": [n.id for n in pending], "now": utcnow()})
+    changed = {row["id"]: row for row in marked}
     for n in pending:
-        n.delivered_at = now
-        if n.status == NoticeStatus.sent:
-            n.status = NoticeStatus.delivered.value
+        if n.id in changed:
+            n.delivered_at, n.status = changed[n.id]["delivered_at"], changed[n.id]["status"]
 
 
 async def get_notice(
@@ -414,7 +434,7 @@ async def get_notice(
     thread = _rows(await stmt.fetch(session, {"notice_id": notice_id, "org": principal.org_code}))
     notice = next((n for n in thread if n.id == notice_id), None)
     if notice is None:
-        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
+        raise _not_found()
     await _mark_delivered(session, [n for n in thread if n.recipient_org == principal.org_code])
     return notice, thread
 
@@ -508,27 +528,12 @@ async def outbox(
 
 async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> SimpleNamespace:
     """The recipient confirms receipt; acknowledging again changes nothing."""
-    stmt = prepared(
-        "notice_for_ack",
-        lambda: Prepared(
-            select(*_ROW)
-            .where(Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org")))
-            .with_for_update(of=Notice.__table__)
-        ),
-    )
-    notice = next(iter(_rows(await stmt.fetch(session, {"notice_id": notice_id, "org": principal.org_code}))), None)
-    if notice is None:
-        raise NotFound("Không tìm thấy thông báo.", code="notice_not_found")
+    notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
     if notice.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
     if notice.acknowledged_at is None:
-        now = utcnow()
-        await _ACKNOWLEDGE.execute(session, {"notice_id": notice.id, "now": now, "account_id": principal.account_id})
-        notice.acknowledged_at = now
-        notice.acknowledged_by = principal.account_id
-        notice.delivered_at = notice.delivered_at or now
-        if notice.status != NoticeStatus.answered:
-            notice.status = NoticeStatus.acknowledged.value
+        params = {"notice_id": notice.id, "now": utcnow(), "account_id": principal.account_id}
+        notice = SimpleNamespace(**await _ACKNOWLEDGE.fetchrow(session, params), has_documents=notice.has_documents)
     return notice
 
 
@@ -572,11 +577,7 @@ async def reply(
         docs=docs,
     )
     if is_answer:
-        now = utcnow()
-        parent.answered_at = now
-        parent.delivered_at = parent.delivered_at or now
-        parent.status = NoticeStatus.answered.value
-        await session.flush()
+        await _ANSWERED.execute(session, {"notice_id": parent.id, "now": utcnow()})
     return answer, docs
 
 

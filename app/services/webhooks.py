@@ -142,9 +142,13 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
     return secret
 
 
+# A subscription that receives deliveries.
+_ACTIVE = (Subscription.active.is_(True), Subscription.deleted_at.is_(None))
+
+
 async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | None = None) -> dict[str, list]:
     """Active subscriptions, by committee (for creating deliveries in bulk)."""
-    stmt = select(Subscription).where(Subscription.active.is_(True), Subscription.deleted_at.is_(None))
+    stmt = select(Subscription).where(*_ACTIVE)
     if org_codes is not None:
         stmt = stmt.where(Subscription.org_code.in_(org_codes))
     out: dict[str, list] = {}
@@ -189,9 +193,7 @@ class _Wanted(NamedTuple):
 
 # Prepared: it runs with every notice.
 _WANTED = Prepared(
-    select(Subscription.id, Subscription.kinds).where(
-        Subscription.org_code == bindparam("org"), Subscription.active.is_(True), Subscription.deleted_at.is_(None)
-    )
+    select(Subscription.id, Subscription.kinds).where(Subscription.org_code == bindparam("org"), *_ACTIVE)
 )
 
 
