@@ -2,8 +2,10 @@
 
 A request that succeeds gets its entry in its own transaction, just before the commit (db.get_session): if
 the entry cannot be written, nothing is committed and the client gets 503. A request that fails is rolled
-back, so its entry is written afterwards in a transaction of its own (errors.install_error_handlers).
-Routers add what only they know (created ids, the member concerned) with `note()`.
+back, so its entry is written afterwards in a transaction of its own (handlers.install_error_handlers); when
+the database is what failed, or that write fails too, the entry goes to the local spool (app.spool), fsynced
+before the response, and is written into the log when the database is back. So the failure path never waits for
+the database twice. Routers add what only they know (created ids, the member concerned) with `note()`.
 """
 
 import logging
@@ -17,8 +19,10 @@ from starlette.responses import Response
 from app.config import settings
 from app.db import db
 from app.models.audit import Outcome
+from app.models.base import utcnow
 from app.net import client_address
 from app.services import audit
+from app.spool import SpoolError, spool
 
 log = logging.getLogger("app.audit")
 
@@ -113,15 +117,24 @@ async def record_success(session, request: Request, response: Response | None) -
     await audit.append(session=session, deferred=True, **_fields(request, route, status, Outcome.allowed))
 
 
-async def record_failure(request: Request, status: int, code: str) -> None:
-    """Write the entry of a refused or failed request, after its own transaction rolled back."""
+async def record_failure(request: Request, status: int, code: str, *, database_down: bool = False) -> None:
+    """Write the entry of a refused or failed request, after its own transaction rolled back; to the spool when
+    the database is down (`database_down`: it just failed this request, so it is not asked again) or the write
+    fails."""
     route = _audited_route(request)
     if route is None:
         return
     outcome = Outcome.denied if status in (401, 403, 404, 429) else Outcome.failed
+    fields = {"occurred_at": utcnow(), **_fields(request, route, status, outcome, {"code": code})}
+    if not database_down:
+        try:
+            async with db.sessions() as session:
+                await audit.append(session=session, **fields)
+                await session.commit()
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the entry goes to the spool
+            log.warning("could not write the audit entry of a failed request (%s); spooling it", type(exc).__name__)
     try:
-        async with db.sessions() as session:
-            await audit.append(session=session, **_fields(request, route, status, outcome, {"code": code}))
-            await session.commit()
-    except Exception:
-        log.exception("could not write the audit entry of a failed request")
+        await spool.append(fields)
+    except SpoolError:
+        log.error("audit entry lost: neither the database nor the spool took it: %s %s", fields["action"], status)

@@ -103,6 +103,7 @@ async def _verify_audit(checkpoints: list[str]) -> dict:
     from app.db import db
     from app.security import keystore
     from app.services import audit
+    from app.spool import spool
 
     async with db.sessions() as session:
         await keystore.load(session)
@@ -111,7 +112,13 @@ async def _verify_audit(checkpoints: list[str]) -> dict:
         await session.commit()
         report = await audit.verify(session=session, presented=checkpoints)
     await db.engine.dispose()
-    return report.model_dump(mode="json")
+    out = report.model_dump(mode="json")
+    # Entries waiting in the local spool (written while the database was down) are not in the log yet: say how
+    # many; a damaged spool file is a failure, like a damaged chain.
+    out["spool"] = await asyncio.to_thread(spool.status)
+    if out["spool"]["corrupt"]:
+        out["ok"] = False
+    return out
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> None:

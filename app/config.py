@@ -23,8 +23,15 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=0, ge=0, le=200)
-    db_pool_timeout_seconds: float = Field(default=10, gt=0)
+    # Client-side deadlines: a database that accepts connections but never answers is cut off by the service
+    # itself, so a request gets 503 database_unavailable within about 5 s instead of hanging.
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0, description="opening one connection")
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, description="waiting for a free pooled connection")
+    db_command_timeout_seconds: float = Field(
+        default=4.0, ge=0, description="one statement, BEGIN or COMMIT (SQLite: waiting for the write lock); 0: none"
+    )
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    ready_timeout_seconds: float = Field(default=1.5, gt=0, description="/readyz gives up on the database after this")
 
     # Private signing keys are stored in the database, encrypted with this passphrase.
     key_passphrase: str = DEV_KEY_PASSPHRASE
@@ -52,6 +59,9 @@ class Settings(BaseSettings):
     audit_enabled: bool = Field(default=True, description="off only to measure its cost in benchmarks")
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    audit_spool_dir: Path | None = Field(default=None, description="audit entries waiting for the database")
+    audit_spool_replay_seconds: float = Field(default=1.0, gt=0)
+    audit_spool_min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="/readyz 503 below this")
 
     webhook_worker: bool = Field(default=True, description="run the push delivery worker in this process")
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
@@ -97,6 +107,10 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.audit_spool_dir or self.data_dir / "audit-spool"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,9 +1,20 @@
-"""The engine and its session factory."""
+"""The engine and its session factory, with client-side deadlines.
 
+Every wait on the database is bounded on the client side (README, "Configuration"): opening a connection
+(`MX_DB_CONNECT_TIMEOUT_SECONDS`), waiting for a pooled one (`MX_DB_POOL_TIMEOUT_SECONDS`) and each statement,
+BEGIN and COMMIT (`MX_DB_COMMAND_TIMEOUT_SECONDS`: asyncpg's `command_timeout`; on SQLite the time a writer waits
+for the write lock). A database that accepts connections but never answers is thus cut off by the service itself;
+the error handlers turn what is raised into 503 `database_unavailable`. A connection whose statement ran out of time
+is in an unknown state: it is invalidated (closed, not returned to the pool), so it cannot poison later requests.
+"""
+
+import asyncio
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings, settings
@@ -26,8 +37,9 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
             pool_size=cfg.db_pool_size,
             max_overflow=cfg.db_max_overflow,
             pool_timeout=cfg.db_pool_timeout_seconds,
-            connect_args={"timeout": 30},
+            connect_args={"timeout": cfg.db_command_timeout_seconds or 30},
         )
+        busy_ms = int((cfg.db_command_timeout_seconds or 30) * 1000)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
@@ -37,7 +49,7 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -55,8 +67,22 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
         max_overflow=cfg.db_max_overflow,
         pool_timeout=cfg.db_pool_timeout_seconds,
         pool_recycle=1800,
-        connect_args={"server_settings": server_settings, "timeout": 5},
+        connect_args={
+            "server_settings": server_settings,
+            "timeout": cfg.db_connect_timeout_seconds,
+            "command_timeout": cfg.db_command_timeout_seconds or None,
+        },
     )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _timed_out_is_a_disconnect(context):  # pragma: no cover - exercised by the fault tests
+        # A statement cut off by its deadline leaves the connection mid-protocol (asyncpg cancels the query in the
+        # background): treat it as a broken connection, so it is closed instead of being reused.
+        if _timed_out(context.original_exception):
+            context.is_disconnect = True
+            # Close it at once: SQLAlchemy would first try a graceful close, which waits on a silent server.
+            with contextlib.suppress(Exception):
+                context.connection.connection.dbapi_connection.driver_connection.terminate()
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _drop_closed(dbapi_conn, _record, _proxy):  # pragma: no cover - exercised by every PostgreSQL request
@@ -67,6 +93,14 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
             raise DisconnectionError("the database closed this connection")
 
     return engine
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, TimeoutError) or "operation is cancelling" in str(exc):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class Database:
@@ -83,15 +117,20 @@ class Database:
         return old
 
     async def ping(self) -> bool:
-        """True when the database answers. A second try: the first may meet a pooled connection the server has
-        just closed, whose error makes the pool drop every connection opened before it."""
-        for _ in range(2):
-            try:
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-                return True
-            except (OSError, OperationalError, DBAPIError, TimeoutError):
-                continue
+        """True when the database answers within MX_READY_TIMEOUT_SECONDS. A second try: the first
+        may meet a pooled connection the server has just closed, whose error makes the pool drop every connection
+        opened before it."""
+        try:
+            async with asyncio.timeout(settings.ready_timeout_seconds):
+                for _ in range(2):
+                    try:
+                        async with self.engine.connect() as conn:
+                            await conn.execute(text("SELECT 1"))
+                        return True
+                    except (OSError, OperationalError, DBAPIError, SQLAlchemyTimeoutError):
+                        continue
+        except TimeoutError:  # the deadline (asyncio's), not the pool's: the database did not answer in time
+            pass
         return False
 
 

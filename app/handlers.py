@@ -67,8 +67,9 @@ async def _respond(
     *,
     headers: dict | None = None,
     extra: dict | None = None,
+    database_down: bool = False,
 ) -> JSONResponse:
-    await auditing.record_failure(request, status, code)
+    await auditing.record_failure(request, status, code, database_down=database_down)
     return problem(status, code, title, detail, headers=headers, extra=extra)
 
 
@@ -78,7 +79,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         return await _respond(
-            request, exc.status_code, exc.code, exc.title, exc.detail, headers=exc.headers, extra=exc.extra
+            request,
+            exc.status_code,
+            exc.code,
+            exc.title,
+            exc.detail,
+            headers=exc.headers,
+            extra=exc.extra,
+            database_down=exc.code == "audit_unavailable",
         )
 
     @app.exception_handler(RequestValidationError)
@@ -119,12 +127,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
-        return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"})
+        return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"}, database_down=True)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"})
+            return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"}, database_down=True)
         log.exception("database error")
         return await _respond(request, *_INTERNAL)
 

@@ -4,6 +4,7 @@ talk to the app over HTTP through httpx's ASGI transport."""
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -51,6 +52,7 @@ from sqlalchemy import text  # noqa: E402
 
 from alembic import command  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
+from app.config import settings  # noqa: E402
 from app.db import db  # noqa: E402
 from app.main import app  # noqa: E402
 from app.security import keystore, verified_tokens  # noqa: E402
@@ -65,6 +67,7 @@ _EPHEMERAL_TABLES = [
     "audit_checkpoints",
     "audit_chain",
     "audit_entries",
+    "audit_spool_replays",
     "idempotency_keys",
     "feedback_round_items",
     "feedback_rounds",
@@ -111,6 +114,7 @@ async def clean_state(database) -> AsyncIterator[None]:
     """Each test starts from the registry, the signing keys and the base accounts only."""
     yield
     verified_tokens.clear()
+    shutil.rmtree(settings.spool_dir, ignore_errors=True)
     async with db.sessions() as session:
         if IS_POSTGRES:  # the audit tables' append-only triggers do not fire for replication sessions
             await session.execute(text("SET LOCAL session_replication_role = replica"))

@@ -8,6 +8,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
 from app.models.organization import Organization
+from app.models.spool import AuditSpoolReplay
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "AuditChainLink",
     "AuditCheckpoint",
     "AuditEntry",
+    "AuditSpoolReplay",
     "Delivery",
     "DeliveryAttempt",
     "Document",

@@ -5,12 +5,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.db import db
+from app.spool import spool
 
 router = APIRouter(tags=["Hệ thống"])
 
 
 class Health(BaseModel):
     status: str
+    reason: str | None = None
 
 
 @router.get("/healthz", response_model=Health, summary="Dịch vụ đang chạy")
@@ -21,10 +23,16 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="Sẵn sàng phục vụ (cơ sở dữ liệu truy cập được)",
-    responses={503: {"model": Health, "description": "Cơ sở dữ liệu không truy cập được"}},
+    summary="Sẵn sàng phục vụ (cơ sở dữ liệu trả lời, nhật ký kiểm tra dự phòng ghi được)",
+    responses={503: {"model": Health, "description": "Cơ sở dữ liệu không trả lời, hoặc nhật ký dự phòng đầy"}},
 )
 async def readyz() -> Health | JSONResponse:
-    if await db.ping():
+    """Ready when the database answers within MX_READY_TIMEOUT_SECONDS and the audit spool can take entries;
+    otherwise 503 with the reason: `database_unavailable`, `audit_spool_full` or `audit_spool_unwritable`."""
+    reason = await spool.problem()
+    if reason is None and not await db.ping():
+        reason = "database_unavailable"
+    if reason is None:
         return Health(status="ready")
-    return JSONResponse({"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"})
+    body = Health(status="unavailable", reason=reason).model_dump()
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
