@@ -152,6 +152,7 @@ class AuditSpool:
     async def append(self, fields: dict[str, Any]) -> str:
         """Make one audit entry durable here (fsynced when this returns); its spool id. SpoolError otherwise."""
         spool_id = uuid.uuid4().hex
+        fields = {"occurred_at": utcnow(), **fields}
         await asyncio.to_thread(self._append_sync, encode(spool_id, fields))
         return spool_id
 
