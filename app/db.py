@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -100,6 +100,24 @@ def _timed_out(exc: BaseException | None) -> bool:
         if isinstance(exc, TimeoutError) or "operation is cancelling" in str(exc):
             return True
         exc = exc.__cause__
+    return False
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database did not answer (a deadline, a refused or broken connection), somewhere in this error's causes:
+    whatever it surfaced as, the request gets 503 database_unavailable, not 500."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 20:
+        if isinstance(current, OSError | OperationalError | SQLAlchemyTimeoutError | DisconnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, PendingRollbackError):  # the connection was invalidated mid-transaction
+            return True
+        if _timed_out(current) or "connection is closed" in str(current) or "another operation" in str(current):
+            return True
+        current, seen = current.__cause__, seen + 1
     return False
 
 

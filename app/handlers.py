@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import auditing
+from app.db import unreachable
 from app.errors import AppError, problem
 
 log = logging.getLogger("app.errors")
@@ -131,12 +132,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if unreachable(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
             return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"}, database_down=True)
         log.exception("database error")
         return await _respond(request, *_INTERNAL)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if unreachable(exc):  # e.g. the session's own error after its connection was cut off by a deadline
+            log.warning("database unavailable: %s", type(exc).__name__, exc_info=True)
+            return await _respond(request, *_DB_DOWN, headers={"Retry-After": "5"}, database_down=True)
         log.exception("unhandled error")
         return await _respond(request, *_INTERNAL)
