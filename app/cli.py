@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)
+    if args.func is not cmd_serve:
+        # Operator commands may run long statements (a whole-log verification, bulk inserts): no client-side
+        # statement deadline for them; the service keeps MX_DB_COMMAND_TIMEOUT_SECONDS.
+        settings.db_command_timeout_seconds = 0
     try:
         args.func(args)
     except Exception as exc:
