@@ -315,6 +315,14 @@ class AuditSpool:
         return written
 
 
+# What an entry spooled by an older or trimmed-down writer may lack.
+_ABSENT: dict[str, Any] = {
+    **{name: None for name in ("request_id", "actor_account", "actor_login", "actor_org", "token_jti")},
+    **{name: None for name in ("resource_type", "resource_id", "member_ref", "counterpart_org", "client_address")},
+    "details": {},
+}
+
+
 async def _insert(session: AsyncSession, records: list[tuple[str, dict[str, Any]]]) -> int:
     from app.services import audit
 
@@ -332,7 +340,7 @@ async def _insert(session: AsyncSession, records: list[tuple[str, dict[str, Any]
         )
         if (await session.execute(stmt)).first() is None:
             continue  # written by an earlier replay that did not get to delete its file
-        await audit.append(session=session, **fields)
+        await audit.append(session=session, **{**_ABSENT, **fields})
         written += 1
     return written
 
