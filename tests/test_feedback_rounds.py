@@ -212,10 +212,14 @@ async def test_reconciliation_lists_open_items_in_each_partys_scope_and_exports_
     assert r.headers["content-type"].startswith("text/csv") and r.content.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == len(report["items"])
-    assert (
-        "chưa tiếp nhận"
-        in {row["category_label"] for row in rows if row["category"] == "introduced_not_accepted"}.pop()
-    )
+    assert list(rows[0])[:4] == ["Loại việc", "Mô tả", "Mã thông báo", "Loại thông báo"]
+    intro = next(row for row in rows if row["Mã thông báo"] == old_intro["id"])
+    assert "chưa tiếp nhận" in intro["Mô tả"]
+    assert intro["Số thẻ đảng viên"] == bd_card and intro["Họ và tên đảng viên"] == member_body("ba-dinh")["full_name"]
+    assert {row["Quá hạn"] for row in rows} <= {"Có", "Không"}
+    assert next(i for i in report["items"] if i["notice_id"] == old_intro["id"])["member_name"] == intro[
+        "Họ và tên đảng viên"
+    ]
 
 
 async def test_a_later_round_of_the_same_year_asks_only_members_not_yet_asked(party):
