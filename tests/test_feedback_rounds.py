@@ -217,9 +217,10 @@ async def test_reconciliation_lists_open_items_in_each_partys_scope_and_exports_
     assert "chưa tiếp nhận" in intro["Mô tả"]
     assert intro["Số thẻ đảng viên"] == bd_card and intro["Họ và tên đảng viên"] == member_body("ba-dinh")["full_name"]
     assert {row["Quá hạn"] for row in rows} <= {"Có", "Không"}
-    assert next(i for i in report["items"] if i["notice_id"] == old_intro["id"])["member_name"] == intro[
-        "Họ và tên đảng viên"
-    ]
+    assert (
+        next(i for i in report["items"] if i["notice_id"] == old_intro["id"])["member_name"]
+        == intro["Họ và tên đảng viên"]
+    )
 
 
 async def test_a_later_round_of_the_same_year_asks_only_members_not_yet_asked(party):
