@@ -110,6 +110,7 @@ async def test_a_staff_member_works_in_vietnamese_swagger_ui(party, live, page):
     error = dialog.locator(".auth-container .errors")
     await error.get_by_text("Sai thông tin đăng nhập").wait_for()
     error_text = await error.inner_text()
+    page_errors = await page.locator(".errors-wrapper").inner_text()
     await page.screenshot(path=str(OUTPUT / "1-wrong-password.png"))
     dialog_text = await dialog.inner_text()
 
@@ -127,6 +128,7 @@ async def test_a_staff_member_works_in_vietnamese_swagger_ui(party, live, page):
     }
     await operation.locator("textarea.body-param__text").fill(json.dumps(notice, ensure_ascii=False))
     pushed_status, pushed_body = await _execute(page, operation)
+    await operation.screenshot(path=str(OUTPUT / "2-push.png"))
 
     # Upload a document: the uploader is an officer, so the optional fields stay empty and she attests it.
     operation = await _open(page, "post", "/api/v1/documents")
@@ -137,14 +139,16 @@ async def test_a_staff_member_works_in_vietnamese_swagger_ui(party, live, page):
     }
     await form.locator('tr[data-property-name="file"] input[type="file"]').set_input_files(str(SAMPLE))
     uploaded_status, uploaded_body = await _execute(page, operation)
+    await operation.screenshot(path=str(OUTPUT / "3-upload.png"))
 
     # Pull the inbox.
     operation = await _open(page, "get", "/api/v1/notices/inbox")
     pulled_status, pulled_body = await _execute(page, operation)
     page_text = await page.locator("body").inner_text()
-    await page.screenshot(path=str(OUTPUT / "2-inbox.png"), full_page=True)
+    await operation.screenshot(path=str(OUTPUT / "4-inbox.png"))
 
     assert "Sai thông tin đăng nhập" in error_text and "invalid_grant" not in error_text, error_text
+    assert "Lỗi đăng nhập" in page_errors and "invalid_grant" not in page_errors, page_errors
     assert "Phạm vi (scope)" in dialog_text and "Scopes are used" not in dialog_text
     assert optional == {"supplier_unit": "", "attested_by": "", "signature": ""}
     assert pushed_status == "201", pushed_body[:500]

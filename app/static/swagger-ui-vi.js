@@ -44,6 +44,7 @@
     "Successful Response": "Thành công",
     "Validation Error": "Dữ liệu không hợp lệ",
     "Errors": "Lỗi",
+    "Auth error": "Lỗi đăng nhập",
     "Expand all": "Mở tất cả",
     "Collapse all": "Thu gọn tất cả",
     "Expand operation": "Mở thao tác",
@@ -84,19 +85,17 @@
   };
   var ATTRIBUTES = ["title", "aria-label", "placeholder"];
 
+  // Swagger UI reports a refused login as "Error: Unauthorized, error: invalid_grant, description: <text>".
+  var LOGIN_ERROR = /^(?:Type)?Error: [^,]*(?:, error: [^,]*)?(?:, description: ([\s\S]*))?$/;
+
   function translated(text) {
     var key = text.trim();
     if (!key) return null;
     var vi = WORDS[key];
-    return vi === undefined ? null : text.replace(key, vi);
-  }
-
-  function loginError(span) {
-    // Swagger UI writes "Error: Unauthorized, error: invalid_grant, description: <error_description>".
-    var text = span.textContent;
-    var found = /, description: ([\s\S]*)$/.exec(text);
-    var vi = found ? found[1] : LOGIN_ERRORS[text.split(",")[0].trim()];
-    if (vi && vi !== text) setText(span, vi);
+    if (vi !== undefined) return text.replace(key, vi);
+    var login = LOGIN_ERROR.exec(key);
+    if (login) return login[1] || LOGIN_ERRORS[key.split(",")[0]] || null;
+    return null;
   }
 
   function setText(element, value) {
@@ -110,12 +109,11 @@
   }
 
   function fixErrors(root) {
-    var boxes = root.querySelectorAll ? root.querySelectorAll(".auth-container .errors") : [];
-    Array.prototype.forEach.call(boxes, function (box) {
-      var title = box.querySelector("b");
-      if (title && title.textContent !== "Lỗi đăng nhập:") setText(title, "Lỗi đăng nhập:");
-      var span = box.querySelector("span");
-      if (span) loginError(span);
+    // The login dialog titles its error "auth error" in three text nodes (source, space, level).
+    var titles = root.querySelectorAll(".auth-container .errors b");
+    Array.prototype.forEach.call(titles, function (title) {
+      title.style.textTransform = "none";
+      if (title.textContent !== "Lỗi đăng nhập:") setText(title, "Lỗi đăng nhập:");
     });
   }
 
