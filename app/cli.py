@@ -12,6 +12,46 @@ from alembic import command
 from app.config import settings
 from app.models.account import AccountCreate, AccountKind, AccountPublic, Role
 
+USERNAME_RULE = "3-64 characters: lowercase letters a-z, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+class CliError(Exception):
+    """A mistake in the command line or its data: reported as one line on stderr, exit status 2."""
+
+
+def _party_codes() -> list[tuple[str, str]]:
+    """(code, name) of every committee that may hold accounts, from the registry file `init` loads."""
+    from app.services.organizations import registry_data
+
+    return [
+        (o["code"], o["name"]) for o in registry_data() if o["kind"] in ("khoi", "district") and not o.get("valid_to")
+    ]
+
+
+def _org_code(value: str) -> str:
+    """A committee code from the registry; a name or a code in capitals is pointed to the right code."""
+    from app.text import fold
+
+    parties = _party_codes()
+    codes = [c for c, _ in parties]
+    if value in codes:
+        return value
+    wanted = fold(value).replace(" ", "-")
+    hint = next(
+        (c for c, name in parties if wanted in (c, fold(name).replace(" ", "-")) or wanted.endswith("-" + c)), None
+    )
+    if hint:
+        raise CliError(f"--org {value!r} is not a committee code; did you mean --org {hint}?")
+    raise CliError(f"--org {value!r}: unknown committee code; valid codes: {', '.join(codes)}")
+
+
+def _username(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{2,63}", value):
+        raise CliError(f"--username {value!r}: {USERNAME_RULE} (e.g. nguyen.thi.lan)")
+    return value
+
 
 def alembic_config(database_url: str | None = None) -> Config:
     """Alembic's config, found beside the package (source checkout, Docker image) or in the working directory."""
@@ -31,7 +71,7 @@ def migrate(revision: str = "head") -> None:
 
 async def _bootstrap(demo: bool) -> dict:
     from app.db import db
-    from app.demo import ensure_demo_accounts
+    from app.demo import ensure_demo_accounts, ensure_demo_members
     from app.services.keys import ensure_signing_key
     from app.services.organizations import load_registry
 
@@ -39,15 +79,21 @@ async def _bootstrap(demo: bool) -> dict:
         orgs = await load_registry(session=session)
         key_created = await ensure_signing_key(session=session)
         demo_created = await ensure_demo_accounts(session=session) if demo else 0
+        members_created = await ensure_demo_members(session=session) if demo else 0
         await session.commit()
     await db.engine.dispose()
-    return {"organizations": orgs, "signing_key_created": key_created, "demo_accounts_created": demo_created}
+    return {
+        "organizations": orgs,
+        "signing_key_created": key_created,
+        "demo_accounts_created": demo_created,
+        "demo_members_created": members_created,
+    }
 
 
 def cmd_init(args: argparse.Namespace) -> None:
     demo = args.demo or settings.demo_accounts
     if demo and settings.environment == "production":
-        raise SystemExit("demo accounts are refused in production")
+        raise SystemExit("error: demo accounts and demo members are refused in production (MX_ENVIRONMENT=production)")
     migrate()
     print(json.dumps(asyncio.run(_bootstrap(demo)), ensure_ascii=False))
 
@@ -67,16 +113,29 @@ async def _create_account(data: AccountCreate) -> dict:
     return out
 
 
+def _account(**fields) -> AccountCreate:
+    from pydantic import ValidationError
+
+    try:
+        return AccountCreate(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "input"
+        raise CliError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 def cmd_create_client(args: argparse.Namespace) -> None:
-    data = AccountCreate(kind=AccountKind.client, org_code=args.org, roles=[Role(r) for r in args.role or ["clerk"]])
+    data = _account(
+        kind=AccountKind.client, org_code=_org_code(args.org), roles=[Role(r) for r in args.role or ["clerk"]]
+    )
     print(json.dumps(asyncio.run(_create_account(data)), ensure_ascii=False))
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
-    data = AccountCreate(
+    data = _account(
         kind=AccountKind.user,
-        org_code=args.org,
-        username=args.username,
+        org_code=_org_code(args.org),
+        username=_username(args.username),
         roles=[Role(r) for r in args.role],
         full_name=args.full_name,
         position=args.position,
@@ -92,11 +151,26 @@ async def _rotate() -> dict:
         key = await rotate_keys(session=session)
         await session.commit()
     await db.engine.dispose()
-    return {"kid": key.kid, "created_at": key.created_at.isoformat()}
+    from datetime import timedelta
+
+    from app.security import KeyStore
+
+    # Running services reload their keys at most KeyStore.REFRESH_SECONDS after their last load, on a request.
+    switch_by = key.created_at + timedelta(seconds=KeyStore.REFRESH_SECONDS)
+    return {"kid": key.kid, "created_at": key.created_at.isoformat(), "in_use_by": switch_by.isoformat()}
 
 
 def cmd_rotate_keys(_args: argparse.Namespace) -> None:
-    print(json.dumps(asyncio.run(_rotate())))
+    from app.security import KeyStore
+
+    out = asyncio.run(_rotate())
+    print(json.dumps(out))
+    print(
+        f"New signing key {out['kid']}: running services sign with it from their first request after "
+        f"{out['in_use_by']} (within {KeyStore.REFRESH_SECONDS:.0f} s; restart them to switch at once). "
+        "Tokens and signatures made with older keys stay verifiable (JWKS keeps them).",
+        file=sys.stderr,
+    )
 
 
 async def _verify_audit(checkpoints: list[str]) -> dict:
@@ -166,28 +240,42 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every command and option with its help text."""
     parser = argparse.ArgumentParser(prog="member-exchange", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="run migrations, load the committee registry, create a signing key")
-    p.add_argument("--demo", action="store_true", help="also create the documented demo accounts (not in production)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="also create the documented demo accounts and demo members (DEMO ONLY; refused in production)",
+    )
     p.set_defaults(func=cmd_init)
 
+    org_help = "committee code from the registry, e.g. khoi-cqtp or ba-dinh (not its name)"
     p = sub.add_parser("create-client", help="create a system client; prints its credentials once, as JSON")
-    p.add_argument("--org", required=True)
-    p.add_argument("--role", action="append", choices=["clerk", "auditor", "admin"])
+    p.add_argument("--org", required=True, help=org_help)
+    p.add_argument(
+        "--role",
+        action="append",
+        choices=["clerk", "auditor", "admin"],
+        help="a role of the client; repeatable (default: clerk)",
+    )
     p.set_defaults(func=cmd_create_client)
 
     p = sub.add_parser("create-user", help="create a staff user; prints the password once, as JSON")
-    p.add_argument("--org", required=True)
-    p.add_argument("--username", required=True)
-    p.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
-    p.add_argument("--full-name")
-    p.add_argument("--position")
+    p.add_argument("--org", required=True, help=org_help)
+    p.add_argument("--username", required=True, help=f"the login: {USERNAME_RULE}")
+    p.add_argument("--role", action="append", required=True, choices=[r.value for r in Role], help="a role; repeatable")
+    p.add_argument("--full-name", help='full name, e.g. "Nguyễn Thị Lan" (required with --role officer)')
+    p.add_argument("--position", help='position, e.g. "Phó Trưởng Ban Tổ chức" (required with --role officer)')
     p.set_defaults(func=cmd_create_user)
 
-    p = sub.add_parser("rotate-keys", help="add a new signing key; older keys verify until their tokens expire")
+    p = sub.add_parser(
+        "rotate-keys",
+        help="add a new signing key; running services use it within 60 s; older keys verify until their tokens expire",
+    )
     p.set_defaults(func=cmd_rotate_keys)
 
     p = sub.add_parser("verify-audit", help="seal, recompute the audit chain, check checkpoints; exit 1 on tampering")
@@ -195,30 +283,42 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_verify_audit)
 
     p = sub.add_parser("generate-members", help="insert synthetic members for load tests (not in production)")
-    p.add_argument("--count", type=int, default=9000)
+    p.add_argument("--count", type=int, default=9000, help="how many members (default 9000)")
     p.add_argument("--start", type=int, default=20_000_000, help="first party card number")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same members")
     p.set_defaults(func=cmd_generate_members)
 
     p = sub.add_parser("serve", help="init, then run the HTTP service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--demo", action="store_true", help="create the demo accounts first (not in production)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument(
+        "--demo", action="store_true", help="create the demo accounts and members first (DEMO ONLY; not in production)"
+    )
     p.set_defaults(func=cmd_serve)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.func is not cmd_serve:
         # Operator commands may run long statements (a whole-log verification, bulk inserts): no client-side
         # statement deadline for them; the service keeps MX_DB_COMMAND_TIMEOUT_SECONDS.
         settings.db_command_timeout_seconds = 0
     try:
         args.func(args)
+    except CliError as exc:
+        print(f"member-exchange {args.command}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:
         from app.errors import AppError
 
         if isinstance(exc, AppError):
-            raise SystemExit(f"error: {exc.code}: {exc.detail}") from None
+            detail = exc.detail
+            if exc.code == "organization_not_found":
+                detail += " Valid codes: " + ", ".join(c for c, _ in _party_codes())
+            raise SystemExit(f"member-exchange {args.command}: error: {exc.code}: {detail}") from None
         raise
 
 

@@ -1,10 +1,15 @@
-"""Demo accounts for trying the service on a laptop. DEMO ONLY: refused in production (see config)."""
+"""Demo accounts and demo members for trying the service on a laptop. DEMO ONLY: refused in production (see
+config and `member-exchange init`)."""
+
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.account import Account
+from app.models.member import Member, ResidenceStatus
 from app.security import hash_secret
+from app.text import fold
 
 # login, kind, org, roles, secret, full name, position
 DEMO_ACCOUNTS = [
@@ -52,6 +57,68 @@ async def ensure_demo_accounts(*, session: AsyncSession) -> int:
                 secret_hash=hash_secret(secret),
                 full_name=full_name,
                 position=position,
+            )
+        )
+        created += 1
+    await session.flush()
+    return created
+
+
+# Demo members, one or more per demo district; the README's walkthrough uses 01234567 (Ba Đình). Marked as demo
+# data in the name and the workplace unit, so nobody takes them for real people.
+DEMO_UNIT_CODE = "demo-don-vi-mau"
+DEMO_UNIT_NAME = "DEMO — Đơn vị mẫu (dữ liệu thử, không phải thật)"
+# card, name, district, ward, address, status
+DEMO_MEMBERS = [
+    ("01234567", "Nguyễn Văn An (DEMO)", "ba-dinh", "Phường Kim Mã", "Số 12 ngõ 5 Kim Mã", ResidenceStatus.accepted),
+    (
+        "01234568",
+        "Trần Thị Bình (DEMO)",
+        "ba-dinh",
+        "Phường Ngọc Hà",
+        "Số 3 Hoàng Hoa Thám",
+        ResidenceStatus.introduced,
+    ),
+    (
+        "01234569",
+        "Lê Văn Cường (DEMO)",
+        "cau-giay",
+        "Phường Dịch Vọng",
+        "Số 8 Trần Thái Tông",
+        ResidenceStatus.accepted,
+    ),
+]
+
+
+async def ensure_demo_members(*, session: AsyncSession) -> int:
+    """Create the demo members that are missing; returns how many were created."""
+    existing = set(
+        (
+            await session.execute(
+                select(Member.party_card_no).where(Member.party_card_no.in_([m[0] for m in DEMO_MEMBERS]))
+            )
+        ).scalars()
+    )
+    created = 0
+    for card, name, district, ward, address, status in DEMO_MEMBERS:
+        if card in existing:
+            continue
+        accepted = status == ResidenceStatus.accepted
+        session.add(
+            Member(
+                party_card_no=card,
+                full_name=name,
+                name_folded=fold(name),
+                birth_date=date(1985, 4, 12),
+                workplace_unit_code=DEMO_UNIT_CODE,
+                workplace_unit_name=DEMO_UNIT_NAME,
+                residence_org=district,
+                residence_ward=ward,
+                ward_folded=fold(ward),
+                residence_address=address,
+                residence_since=date(2020, 6, 1),
+                residence_status=status.value,
+                residence_cell="Chi bộ Tổ dân phố số 7 (DEMO)" if accepted else None,
             )
         )
         created += 1

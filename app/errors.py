@@ -53,11 +53,12 @@ class InvalidCredentials(AppError):
     detail = "Sai thông tin đăng nhập hoặc tài khoản đã bị khóa."
 
     def __init__(self, detail: str | None = None, *, oauth_error: str = "invalid_grant") -> None:
+        # RFC 6749 §5.2: `error_description` is what Swagger UI's login dialog shows; the same Vietnamese words.
         super().__init__(
             detail,
             code=oauth_error,
             headers={"WWW-Authenticate": 'Bearer error="invalid_client"'},
-            extra={"error": oauth_error},
+            extra={"error": oauth_error, "error_description": detail or self.detail},
         )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import auditing
+from app import auditing, validation_messages
 from app.db import unreachable
 from app.errors import AppError, problem
 
@@ -92,25 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in exc.errors()[:20]:
-            loc = tuple(err.get("loc", ()))
-            errors.append(
-                {
-                    "field": _field_path(loc),
-                    "location": loc[0] if loc else None,
-                    "message": str(err.get("msg", ""))[:300],
-                    "type": err.get("type"),
-                }
-            )
-        fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "nội dung"
+        errors, detail = validation_messages.describe(exc.errors(), exc.body, _field_path)
         return await _respond(
-            request,
-            422,
-            "validation_error",
-            "Unprocessable Content",
-            f"Dữ liệu gửi lên không hợp lệ ở: {fields}.",
-            extra={"errors": errors},
+            request, 422, "validation_error", "Unprocessable Content", detail, extra={"errors": errors}
         )
 
     @app.exception_handler(StarletteHTTPException)

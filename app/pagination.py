@@ -13,8 +13,9 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str | None, *types: type) -> tuple | None:
-    """The cursor's values, checked against the expected types; a bad cursor is a 400."""
-    if cursor is None:
+    """The cursor's values, checked against the expected types; a bad cursor is a 400. No cursor, or an empty one
+    (`cursor=` from a script whose variable is still unset), means "from the start"."""
+    if not cursor:
         return None
     try:
         if len(cursor) > 512:

@@ -326,3 +326,21 @@ async def test_notices_and_audit_entries_carry_the_inserting_transactions_id(par
         assert notices[-1][1] > moves[0] and all(tx > 0 for tx in entries)
     else:
         assert {tx for _, tx in notices} == {0}
+
+
+async def test_an_empty_cursor_means_from_the_start(party):
+    """A script whose cursor variable is still unset sends `cursor=`: the first page, not a 400."""
+    khoi = await party("khoi_clerk")
+    card = await add_member(khoi, "ba-dinh")
+    sent = await push(khoi, violation(card))
+    ba_dinh = await party("ba_dinh_system")
+    inbox = await ba_dinh.get(f"{NOTICES}/inbox?limit=50&cursor=")
+    assert inbox.status_code == 200, inbox.text
+    assert [n["id"] for n in inbox.json()["items"]] == [sent["id"]] and inbox.json()["next_cursor"]
+    outbox = await khoi.get(f"{NOTICES}/outbox?cursor=")
+    assert outbox.status_code == 200 and [n["id"] for n in outbox.json()["items"]] == [sent["id"]]
+    empty = await ba_dinh.get(f"{NOTICES}/outbox?cursor=")
+    assert empty.status_code == 200 and empty.json()["next_cursor"] is None
+    auditor = await party("khoi_auditor")
+    entries = await auditor.get("/api/v1/audit/entries?cursor=")
+    assert entries.status_code == 200 and entries.json()["items"], entries.text

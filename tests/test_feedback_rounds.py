@@ -212,7 +212,34 @@ async def test_reconciliation_lists_open_items_in_each_partys_scope_and_exports_
     assert r.headers["content-type"].startswith("text/csv") and r.content.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == len(report["items"])
+    assert list(rows[0])[:4] == ["Loại việc", "Mô tả", "Mã thông báo", "Loại thông báo"]
+    intro = next(row for row in rows if row["Mã thông báo"] == old_intro["id"])
+    assert "chưa tiếp nhận" in intro["Mô tả"]
+    assert intro["Số thẻ đảng viên"] == bd_card and intro["Họ và tên đảng viên"] == member_body("ba-dinh")["full_name"]
+    assert {row["Quá hạn"] for row in rows} <= {"Có", "Không"}
     assert (
-        "chưa tiếp nhận"
-        in {row["category_label"] for row in rows if row["category"] == "introduced_not_accepted"}.pop()
+        next(i for i in report["items"] if i["notice_id"] == old_intro["id"])["member_name"]
+        == intro["Họ và tên đảng viên"]
     )
+
+
+async def test_a_later_round_of_the_same_year_asks_only_members_not_yet_asked(party):
+    khoi = await party("khoi_clerk")
+    accepted = {"residence_status": "accepted", "residence_cell": "Chi bộ Tổ dân phố số 2"}
+    first_batch = [await add_member(khoi, "ba-dinh", workplace_unit_code="dv-01", **accepted) for _ in range(3)]
+    other = await add_member(khoi, "cau-giay", workplace_unit_code="dv-02", **accepted)
+    deadline = iso(today() + timedelta(days=20))
+    everyone = (await khoi.post(ROUNDS, json={"year": 2026, "deadline": deadline})).json()
+    assert (await khoi.get(f"{ROUNDS}/{everyone['id']}")).json()["totals"]["requested"] == 4
+    late = await add_member(khoi, "ba-dinh", workplace_unit_code="dv-01", **accepted)
+    r = await khoi.post(ROUNDS, json={"year": 2026, "deadline": deadline, "units": ["dv-01"]})
+    assert r.status_code == 201, r.text
+    progress = (await khoi.get(f"{ROUNDS}/{r.json()['id']}")).json()
+    assert progress["totals"] == {"requested": 1, "answered": 0, "overdue": 0, "skipped": 3}
+    assert {s["reason"]: s["count"] for s in progress["skipped_reasons"]} == {"already_requested": 3}
+    out, _ = await pull_all(khoi, box="outbox", kind="feedback.requested")
+    asked = sorted(n["member_card_no"] for n in out)
+    assert asked == sorted([*first_batch, other, late]), "one comment request per member and year"
+    # Another year is another matter.
+    next_year = (await khoi.post(ROUNDS, json={"year": 2027, "deadline": deadline, "units": ["dv-01"]})).json()
+    assert (await khoi.get(f"{ROUNDS}/{next_year['id']}")).json()["totals"]["requested"] == 4

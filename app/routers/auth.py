@@ -60,7 +60,10 @@ async def issue_token(
         raise Unprocessable(
             "grant_type phải là 'password' hoặc 'client_credentials'.",
             code="unsupported_grant_type",
-            extra={"error": "unsupported_grant_type"},
+            extra={
+                "error": "unsupported_grant_type",
+                "error_description": "grant_type phải là 'password' hoặc 'client_credentials'.",
+            },
         )
     auditing.note(request, actor_login=login)
     account = await auth.login(session=session, kind=kind, login=login, secret=secret, address=client_address(request))

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BeforeValidator
 
 from app import auditing, idempotency
 from app.deps import SessionDep, Worker
@@ -35,21 +36,30 @@ _UPLOAD_ERRORS = {
 }
 
 FileField = Annotated[UploadFile, File(description="PDF, DOCX, ODT, JPEG, PNG hoặc văn bản thuần; tối đa 20 MB")]
-SupplierUnit = Annotated[Name | None, Form(max_length=255, description="đơn vị cung cấp (nếu có)")]
+# Optional fields start empty in Swagger UI's form: an empty example, never "string" or a random pattern match
+# (which would be sent as a wrong attester or a bad signature). An empty form field means "not given".
+BlankIsNone = BeforeValidator(lambda value: None if value == "" else value)
+SupplierUnit = Annotated[
+    Name | None, BlankIsNone, Form(max_length=255, description="đơn vị cung cấp (nếu có)", examples=[""])
+]
 AttestedBy = Annotated[
     str | None,
+    BlankIsNone,
     Form(
         max_length=64,
-        pattern=r"^[A-Za-z0-9._-]+$",
+        pattern=r"^[A-Za-z0-9._-]*$",
         description="tên đăng nhập của cán bộ (officer) chịu trách nhiệm; bỏ trống nếu chính người tải lên là officer",
+        examples=[""],
     ),
 ]
 Signature = Annotated[
     str | None,
+    BlankIsNone,
     Form(
         max_length=4096,
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=r"^[A-Za-z0-9_.-]*$",
         description="JWS ES256 tách rời trên SHA-256 (hex) của tệp, ký bằng khóa đã đăng ký của tổ chức",
+        examples=[""],
     ),
 ]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]

@@ -26,7 +26,8 @@ _EXAMPLE = {"year": {"summary": "Đợt nhận xét cuối năm 2026", "value": 
     summary="Mở đợt xin ý kiến nhận xét (Đảng ủy Khối)",
     description="Tạo một phiếu `feedback.requested` cho mỗi đảng viên đủ điều kiện, gửi quận/huyện nơi cư "
     "trú; việc tạo chạy nền theo lô, xem tiến độ ở GET. Gọi lại cùng năm và phạm vi không tạo "
-    "trùng: chỉ bổ sung phiếu còn thiếu (200).",
+    "trùng: chỉ bổ sung phiếu còn thiếu (200). Mỗi đảng viên chỉ được xin ý kiến một lần mỗi năm: đợt sau "
+    "cùng năm bỏ qua người đã được hỏi (lý do `already_requested`).",
     responses={
         200: {"model": FeedbackRoundPublic, "description": "Đợt đã có; bổ sung phiếu còn thiếu"},
         403: {"description": "Chỉ Đảng ủy Khối"},

@@ -214,7 +214,7 @@ async def _page(request: Request, session, rows: list, limit: int, cursor: str |
     return NoticesPublic(
         items=await svc.present(session=session, notices=[n for n, _ in rows]),
         has_more=more,
-        next_cursor=encode_cursor(*rows[-1][1]) if rows else cursor,
+        next_cursor=encode_cursor(*rows[-1][1]) if rows else cursor or None,
     )
 
 

@@ -55,6 +55,9 @@ SERVICE = Principal(
     account_id=None, login="service", org_code=KHOI_CODE, org_kind="khoi", roles=frozenset(), token_use="system", jti=""
 )
 _running: set[uuid.UUID] = set()
+_years: dict[int, asyncio.Lock] = {}
+YEAR_LOCK_SPACE = 0x4D58  # advisory-lock namespace of "one round of a year writes at a time"
+ALREADY_REQUESTED = "already_requested"  # asked by another round of the same year: one request per member and year
 
 
 def _scope_key(units: list[str]) -> str:
@@ -93,33 +96,45 @@ async def start(
 
 
 @asynccontextmanager
-async def _exclusive(round_id: uuid.UUID) -> AsyncIterator[bool]:
-    """One runner per round: in this process, and across processes on PostgreSQL (advisory lock)."""
+async def _exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
+    """One runner per round, and one writing round per year (so two rounds of a year never ask a member twice):
+    in this process, and across processes on PostgreSQL (advisory locks; the year's is waited for)."""
     if round_id in _running:
         yield False
         return
     _running.add(round_id)
     try:
-        if db.engine.dialect.name != "postgresql":
-            yield True
-            return
-        lock = int.from_bytes(round_id.bytes[:8], "big", signed=True)
-        async with db.engine.connect() as conn:
-            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock})).scalar()
-            await conn.commit()
-            try:
-                yield bool(got)
-            finally:
+        async with _years.setdefault(year, asyncio.Lock()):
+            if db.engine.dialect.name != "postgresql":
+                yield True
+                return
+            lock = int.from_bytes(round_id.bytes[:8], "big", signed=True)
+            async with db.engine.connect() as conn:
+                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock})).scalar()
                 if got:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
-                    await conn.commit()
+                    await conn.execute(
+                        text("SELECT pg_advisory_lock(:ns, :year)"), {"ns": YEAR_LOCK_SPACE, "year": year}
+                    )
+                await conn.commit()
+                try:
+                    yield bool(got)
+                finally:
+                    if got:
+                        await conn.execute(
+                            text("SELECT pg_advisory_unlock(:ns, :year), pg_advisory_unlock(:k)"),
+                            {"ns": YEAR_LOCK_SPACE, "year": year, "k": lock},
+                        )
+                        await conn.commit()
     finally:
         _running.discard(round_id)
 
 
 async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
     """Create the round's missing requests in batches, each its own short transaction (never one giant one)."""
-    async with _exclusive(round_id) as mine:
+    async with db.sessions() as session:
+        year = (await get_round(session=session, round_id=round_id)).year
+        await session.rollback()
+    async with _exclusive(round_id, year) as mine:
         if not mine:
             return
         try:
@@ -165,11 +180,11 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         writing = None
         while building or not exhausted:
             if not exhausted:
-                members, done = await _next_members(rnd, cursor, batch)
+                members, done, asked = await _next_members(rnd, cursor, batch)
                 if members:
                     cursor = members[-1][0]
                     todo = [m for m in members if m[0] not in done]
-                    building.append(loop.run_in_executor(pool, build_batch, spec, todo, subs))
+                    building.append(loop.run_in_executor(pool, build_batch, spec, todo, subs, asked))
                 else:
                     exhausted = True
             if building and (len(building) >= BUILDERS or exhausted):
@@ -188,8 +203,9 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         await session.commit()
 
 
-async def _next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str]]:
-    """The next members by card number, and which of them the round already has."""
+async def _next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str], set[str]]:
+    """The next members by card number, which of them the round already has, and which another round of the same
+    year already asked."""
     async with db.sessions() as session:
         stmt = (
             select(
@@ -207,20 +223,34 @@ async def _next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[li
             stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
         members = [tuple(m) for m in (await session.execute(stmt)).all()]
         done: set[str] = set()
+        asked: set[str] = set()
         if members:  # a range of the primary key, not a long IN list
+            in_range = (FeedbackRoundItem.member_card_no > cursor) & (
+                FeedbackRoundItem.member_card_no <= members[-1][0]
+            )
             done = set(
                 (
                     await session.execute(
-                        select(FeedbackRoundItem.member_card_no).where(
-                            FeedbackRoundItem.round_id == rnd.id,
-                            FeedbackRoundItem.member_card_no > cursor,
-                            FeedbackRoundItem.member_card_no <= members[-1][0],
+                        select(FeedbackRoundItem.member_card_no).where(FeedbackRoundItem.round_id == rnd.id, in_range)
+                    )
+                ).scalars()
+            )
+            asked = set(
+                (
+                    await session.execute(
+                        select(FeedbackRoundItem.member_card_no)
+                        .join(FeedbackRound, FeedbackRound.id == FeedbackRoundItem.round_id)
+                        .where(
+                            FeedbackRound.year == rnd.year,
+                            FeedbackRound.id != rnd.id,
+                            FeedbackRoundItem.status == "requested",
+                            in_range,
                         )
                     )
                 ).scalars()
             )
         await session.rollback()
-    return members, done
+    return members, done, asked
 
 
 _builder_key: tuple[str, Any] | None = None
@@ -232,8 +262,11 @@ def _init_builder(kid: str, private_pem: str) -> None:
     _builder_key = (kid, jwk.construct(private_pem, ALGORITHM))
 
 
-def build_batch(spec: dict[str, Any], members: list[tuple], subs: dict[str, list]) -> dict[str, Any]:
-    """The rows of one batch: a signed request per eligible member, an item per member, the deliveries."""
+def build_batch(
+    spec: dict[str, Any], members: list[tuple], subs: dict[str, list], asked: set[str] = frozenset()
+) -> dict[str, Any]:
+    """The rows of one batch: a signed request per eligible member not yet asked this year, an item per member,
+    the deliveries."""
     kid, signer = _builder_key
     now = datetime.now(UTC)
     notice_rows, item_rows, delivery_rows = [], [], []
@@ -248,7 +281,9 @@ def build_batch(spec: dict[str, Any], members: list[tuple], subs: dict[str, list
             "skip_reason": None,
             "reminded_at": None,
         }
-        if status == ResidenceStatus.accepted.value:
+        if card in asked:
+            item.update(status="skipped", skip_reason=ALREADY_REQUESTED)
+        elif status == ResidenceStatus.accepted.value:
             notice_id = uuid.uuid4()
             row = {
                 "id": notice_id,

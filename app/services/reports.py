@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import today
 from app.models.base import utcnow
+from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.principal import Principal
 from app.services.scoping import notices_visible_to
@@ -21,19 +22,21 @@ LABELS = {
     "residence_change_unacknowledged": "Báo chuyển nơi cư trú, nơi mới chưa xác nhận",
     "delivered_not_acknowledged": "Đã chuyển đến, chưa xác nhận đã nhận",
 }
-COLUMNS = [
-    "category",
-    "category_label",
-    "notice_id",
-    "kind",
-    "sender_org",
-    "recipient_org",
-    "member_card_no",
-    "created_at",
-    "due_date",
-    "overdue",
-    "age_days",
-]
+# The CSV is read by people in a spreadsheet: Vietnamese headers, the member's name beside the card number.
+COLUMNS = {
+    "category": "Loại việc",
+    "category_label": "Mô tả",
+    "notice_id": "Mã thông báo",
+    "kind": "Loại thông báo",
+    "sender_org": "Bên gửi",
+    "recipient_org": "Bên nhận",
+    "member_card_no": "Số thẻ đảng viên",
+    "member_name": "Họ và tên đảng viên",
+    "created_at": "Thời điểm tạo (UTC)",
+    "due_date": "Hạn trả lời",
+    "overdue": "Quá hạn",
+    "age_days": "Số ngày",
+}
 
 
 class OpenItem(BaseModel):
@@ -46,6 +49,7 @@ class OpenItem(BaseModel):
     sender_org: str
     recipient_org: str
     member_card_no: str
+    member_name: str | None = None
     created_at: datetime
     due_date: str | None
     overdue: bool
@@ -81,13 +85,18 @@ async def reconciliation(*, session: AsyncSession, principal: Principal, days: i
     for category, condition in categories.items():
         rows = (
             await session.execute(
-                select(Notice).where(notices_visible_to(principal), condition).order_by(Notice.seq).limit(limit)
+                select(Notice, Member.full_name)
+                .join(Member, Member.party_card_no == Notice.member_card_no, isouter=True)
+                .where(notices_visible_to(principal), condition)
+                .order_by(Notice.seq)
+                .limit(limit)
             )
-        ).scalars()
-        for n in rows:
+        ).all()
+        for n, member_name in rows:
             items.append(OpenItem(
                 category=category, category_label=LABELS[category].format(days=days), notice_id=str(n.id),
                 kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org, member_card_no=n.member_card_no,
+                member_name=member_name,
                 created_at=n.created_at, due_date=n.due_date.isoformat() if n.due_date else None,
                 overdue=bool(n.due_date and n.due_date < today()), age_days=(now - n.created_at).days,
             ))  # fmt: skip
@@ -98,7 +107,15 @@ def to_csv(items: list[OpenItem]) -> bytes:
     """UTF-8 with a BOM, so spreadsheet programs show Vietnamese correctly."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(COLUMNS.values())
     for item in items:
-        writer.writerow([item.created_at.isoformat() if c == "created_at" else getattr(item, c) for c in COLUMNS])
+        writer.writerow([_cell(getattr(item, c)) for c in COLUMNS])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, bool):
+        return "Có" if value else "Không"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
