@@ -2,9 +2,11 @@
 rules, and housekeeping that removes only what has expired and says so in the audit log."""
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -367,3 +369,47 @@ async def test_housekeeping_never_runs_twice_at_once():
                 assert await housekeeping.run_once() is None
             finally:
                 await other.scalar(select(func.pg_advisory_unlock(housekeeping._LOCK)))
+
+
+async def test_the_pool_figures_show_connections_in_use_and_callers_waiting(client):
+    pool = db.engine.pool
+    capacity = pool.size() + pool._max_overflow
+    held = [await db.engine.connect() for _ in range(capacity)]
+    waiter = asyncio.create_task(db.engine.connect().start())
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the waiter parks on the pool's queue
+            samples = await scrape(client)
+            if value(samples, "mx_db_pool_waiting") >= 1:
+                break
+            assert time.monotonic() < deadline, "nobody seen waiting for a connection"
+            await asyncio.sleep(0.05)
+        # With every connection held, /metrics does not queue for one: the database figures wait for the next scrape.
+        assert value(samples, "mx_db_pool_connections_in_use") >= capacity
+        assert value(samples, "mx_db_pool_size") >= capacity
+    finally:
+        for conn in held:
+            await conn.close()
+        await (await waiter).close()
+    assert value(await scrape(client), "mx_db_pool_waiting") == 0
+
+
+async def test_the_housekeeping_command_runs_it_once():
+    async with db.sessions() as session:
+        session.add(
+            LoginThrottle(key="addr:192.0.2.1", failures=3, window_started_at=datetime.now(UTC) - timedelta(days=1))
+        )
+        await session.commit()
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).parent / "member-exchange"), "housekeeping"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert out["ran"] is True and out["removed"]["login_throttle"] == 1
+    async with db.sessions() as session:
+        assert await session.get(LoginThrottle, "addr:192.0.2.1") is None

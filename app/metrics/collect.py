@@ -44,6 +44,13 @@ def _waiting(pool) -> int:
     return sum(1 for getter in getters if not getter.done())
 
 
+def _pool_exhausted() -> bool:
+    """Every connection is taken: a scrape must not queue for one behind the requests (nor take one from them)."""
+    pool = db.engine.pool
+    capacity = getattr(pool, "size", lambda: 0)() + max(getattr(pool, "_max_overflow", 0), 0)
+    return capacity > 0 and getattr(pool, "checkedout", lambda: 0)() >= capacity
+
+
 def sample_pool() -> None:
     """Write this worker's pool figures to its metrics file (summed over live workers at scrape time)."""
     pool = db.engine.pool
@@ -253,7 +260,8 @@ async def query_database() -> list[Metric]:
 
 class DatabaseFigures:
     """The database-derived families, recomputed at most once per MX_METRICS_CACHE_SECONDS per process; concurrent
-    scrapes wait for one computation instead of starting their own."""
+    scrapes wait for one computation instead of starting their own; while the pool is exhausted the previous
+    figures stay."""
 
     def __init__(self) -> None:
         self._lock: asyncio.Lock | None = None
@@ -267,7 +275,7 @@ class DatabaseFigures:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if time.monotonic() - self._at >= settings.metrics_cache_seconds:
+            if time.monotonic() - self._at >= settings.metrics_cache_seconds and not _pool_exhausted():
                 started = time.monotonic()
                 up = _gauge("mx_metrics_database_up", "1 when the last database figures could be read, else 0")
                 took = _gauge("mx_metrics_database_query_seconds", "How long reading the database figures took")
