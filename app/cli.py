@@ -202,6 +202,19 @@ def cmd_verify_audit(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+async def _housekeeping() -> dict:
+    from app.db import db
+    from app.services import housekeeping
+
+    removed = await housekeeping.run_once()
+    await db.engine.dispose()
+    return {"ran": removed is not None, "removed": removed or {}}
+
+
+def cmd_housekeeping(_args: argparse.Namespace) -> None:
+    print(json.dumps(asyncio.run(_housekeeping())))
+
+
 async def _generate(count: int, start: int, seed: int) -> dict:
     from app.db import db
     from app.synthetic import insert_members, make_members
@@ -281,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify-audit", help="seal, recompute the audit chain, check checkpoints; exit 1 on tampering")
     p.add_argument("--checkpoint", action="append", help="a checkpoint (JWS) kept by a committee; repeatable")
     p.set_defaults(func=cmd_verify_audit)
+
+    p = sub.add_parser("housekeeping", help="remove expired idempotency records, old deliveries, stale throttle rows")
+    p.set_defaults(func=cmd_housekeeping)
 
     p = sub.add_parser("generate-members", help="insert synthetic members for load tests (not in production)")
     p.add_argument("--count", type=int, default=9000, help="how many members (default 9000)")

@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     reminder_interval_seconds: int = Field(default=7 * 86_400, ge=60, description="at most one reminder per request")
     reminder_check_seconds: float = Field(default=3600, gt=0)
 
+    metrics_token: str = Field(
+        default="", description="bearer token for GET /metrics; required in production (without it: 404)"
+    )
+    metrics_dir: Path | None = Field(default=None, description="prometheus-client's multiprocess files")
+    metrics_cache_seconds: float = Field(default=15.0, ge=0, description="database figures reused this long")
+
+    housekeeping_enabled: bool = Field(default=True, description="run the housekeeping job in this process")
+    housekeeping_interval_seconds: float = Field(default=3600.0, gt=0)
+    housekeeping_batch_size: int = Field(default=1000, ge=1, le=50_000, description="rows per table per transaction")
+    housekeeping_max_batches: int = Field(default=50, ge=1, description="transactions per run at most")
+    delivery_retention_days: float = Field(default=30.0, gt=0, description="finished webhook deliveries kept")
+
     trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
     log_level: str = "INFO"
     demo_accounts: bool = Field(default=False, description="create the documented demo accounts on start")
@@ -87,6 +99,8 @@ class Settings(BaseSettings):
                 raise ValueError("MX_KEY_PASSPHRASE must be set to a real secret (16+ characters) in production")
             if self.demo_accounts:
                 raise ValueError("MX_DEMO_ACCOUNTS must not be enabled in production")
+        if self.metrics_token and len(self.metrics_token) < 24:
+            raise ValueError("MX_METRICS_TOKEN must be at least 24 characters")
         return self
 
     @cached_property
@@ -111,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.audit_spool_dir or self.data_dir / "audit-spool"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,9 @@ from app.db import db
 from app.errors import COMMON_PROBLEMS
 from app.handlers import install_error_handlers
 from app.logs import configure_logging
+from app.metrics import collect as metrics_collect
+from app.metrics import retire_this_process
+from app.metrics.middleware import MetricsMiddleware
 from app.middleware import RequestContextMiddleware
 from app.routers import (
     accounts,
@@ -21,6 +24,7 @@ from app.routers import (
     feedback_rounds,
     health,
     members,
+    metrics,
     notices,
     organizations,
     reports,
@@ -29,7 +33,7 @@ from app.routers import (
 )
 from app.routers import audit as audit_router
 from app.security import keystore
-from app.services import audit, feedback, webhooks
+from app.services import audit, feedback, housekeeping, webhooks
 from app.services.keys import ensure_signing_key
 from app.spool import run_replayer, spool
 
@@ -78,12 +82,16 @@ async def lifespan(_app: FastAPI):
     if settings.webhook_worker:
         tasks.append(asyncio.create_task(webhooks.run_worker(sessions=db.sessions, stop=stop)))
         tasks.append(asyncio.create_task(feedback.run_reminders(stop=stop)))
+    tasks.append(asyncio.create_task(metrics_collect.run_sampler(stop=stop)))
+    if settings.housekeeping_enabled:
+        tasks.append(asyncio.create_task(housekeeping.run_periodically(stop=stop)))
     # What is loaded by now lives as long as the process: keep it out of the collector's full passes.
     gc.freeze()
     yield
     stop.set()
     await asyncio.gather(*tasks)
     await db.engine.dispose()
+    retire_this_process()
 
 
 def create_app() -> FastAPI:
@@ -106,6 +114,7 @@ def create_app() -> FastAPI:
         max_upload_bytes=settings.max_document_bytes,
         body_timeout=settings.body_read_timeout_seconds,
     )
+    app.add_middleware(MetricsMiddleware)  # outermost: counts what the layer above refuses, too
     install_error_handlers(app)
     docs.mount_static(app)
     app.include_router(docs.router)
@@ -125,6 +134,7 @@ def create_app() -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router, responses=COMMON_PROBLEMS if module is not health else None)
+    app.include_router(metrics.router)
     return app
 
 

@@ -17,8 +17,9 @@ from tests.receiver import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(port: int | None = None, **env: str) -> tuple[subprocess.Popen, str]:
-    """Start `uvicorn app.main:app` in its own process group; returns it and its base URL."""
+def serve(port: int | None = None, *, workers: int = 1, **env: str) -> tuple[subprocess.Popen, str]:
+    """Start `uvicorn app.main:app` (with `--workers` when more than one) in its own process group; returns it and
+    its base URL."""
     port = port or free_port()
     proc = subprocess.Popen(
         [
@@ -31,6 +32,7 @@ def serve(port: int | None = None, **env: str) -> tuple[subprocess.Popen, str]:
             "--port",
             str(port),
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         cwd=ROOT,
         env={**os.environ, "MX_LOG_LEVEL": "WARNING", **env},
