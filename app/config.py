@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     audit_enabled: bool = Field(default=True, description="off only to measure its cost in benchmarks")
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    # How long after its request began an audit entry may still commit and be chained (see README, "The audit
+    # log"): an unchained entry dated earlier than this is reported as inserted.
+    audit_late_commit_seconds: float = Field(default=600.0, gt=0)
+    # How often each process's sequencer looks for notices without a position even when nothing woke it.
+    sequencer_interval_seconds: float = Field(default=1.0, gt=0)
 
     webhook_worker: bool = Field(default=True, description="run the push delivery worker in this process")
     webhook_poll_seconds: float = Field(default=1.0, gt=0)

@@ -31,6 +31,7 @@ from app.routers import audit as audit_router
 from app.security import keystore
 from app.services import audit, feedback, webhooks
 from app.services.keys import ensure_signing_key
+from app.services.sequencer import sequencer
 
 log = logging.getLogger("app")
 
@@ -70,7 +71,10 @@ async def lifespan(_app: FastAPI):
     if not keystore.has_keys():
         raise RuntimeError("no signing key: run `member-exchange init` first")
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop))]
+    tasks = [
+        asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop)),
+        asyncio.create_task(sequencer.run(sessions=db.sessions, stop=stop)),
+    ]
     if settings.webhook_worker:
         tasks.append(asyncio.create_task(webhooks.run_worker(sessions=db.sessions, stop=stop)))
         tasks.append(asyncio.create_task(feedback.run_reminders(stop=stop)))

@@ -176,8 +176,8 @@ async def test_an_entry_inserted_into_the_past_is_detected(party):
     seq = await _entry_seq_at(1)
     when = datetime(2026, 1, 1, tzinfo=UTC) if IS_POSTGRES else "2026-01-01 00:00:00"
     await tamper(
-        "INSERT INTO audit_entries (seq, tx, occurred_at, action, outcome, http_status, details) "
-        "VALUES (:seq, 0, :when, 'notice.push', 'allowed', 201, '{}')",
+        "INSERT INTO audit_entries (seq, occurred_at, action, outcome, http_status, details) "
+        "VALUES (:seq, :when, 'notice.push', 'allowed', 201, '{}')",
         seq=-seq,
         when=when,
     )
