@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 class Cluster:
     """A private PostgreSQL cluster on a free loopback port, owned by the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, next_xid: int | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mx-pg-"))
         self.port = free_port()
         user = {} if os.geteuid() != 0 else {"user": "postgres"}
@@ -43,6 +43,12 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        if next_xid:  # a server that has lived long: transaction ids far above a fresh one's
+            subprocess.run(
+                [*self._as, f"{_BIN}/pg_resetwal", "-x", str(next_xid), str(self.dir / "data")],
+                check=True,
+                capture_output=True,
+            )
         subprocess.run(
             [
                 *self._as,
@@ -78,8 +84,8 @@ class Cluster:
 def cluster():
     made = []
 
-    def make() -> Cluster:
-        made.append(Cluster())
+    def make(**kw) -> Cluster:
+        made.append(Cluster(**kw))
         return made[-1]
 
     yield make
@@ -158,7 +164,7 @@ async def _until(pred, timeout: float = 10.0):
 
 
 async def test_restore_into_a_fresh_cluster_keeps_the_order_and_the_audit_chain(cluster, tmp_path):
-    first = cluster()
+    first = cluster(next_xid=8 * 2**20)  # the first transaction id of a commit-log segment
     url = first.url("mx")
     await _create_db(url)
     data_dir = str(tmp_path / "data")
@@ -244,8 +250,15 @@ async def test_two_service_processes_pushing_at_once_each_notice_is_pulled_exact
     c = cluster()
     url = c.url("mx")
     await _create_db(url)
+    await _create_db(c.url("busy"))
     data_dir = str(tmp_path / "data")
     proc, base = await _service(url, data_dir)
+    # The server is busy elsewhere: another database has a write transaction open for the whole run.
+    busy = await asyncpg.connect(c.url("busy"))
+    await busy.execute("CREATE TABLE t (x int)")
+    hold = busy.transaction()
+    await hold.start()
+    await busy.execute("INSERT INTO t VALUES (1)")
     services = [(proc, base), serve(MX_DATABASE_URL=url, MX_DATA_DIR=data_dir)]
     await ready(services[1][1], services[1][0])
     clients = [httpx.AsyncClient(base_url=b, timeout=30) for _, b in services]
@@ -277,12 +290,13 @@ async def test_two_service_processes_pushing_at_once_each_notice_is_pulled_exact
             await asyncio.gather(*(writer(cl, a) for cl, a in zip(clients, khois, strict=True) for _ in range(2)))
             done.set()
 
-        await asyncio.wait_for(asyncio.gather(writers(), puller()), timeout=120)
+        await asyncio.wait_for(asyncio.gather(writers(), puller()), timeout=60)
         assert len(seen) == len(set(seen)) == 100, "never repeated"
         assert set(seen) == set(pushed), "never missed"
         again, _ = await _pull_all(clients[0], ba_dinh)
         assert again == seen, "a pull from the start gives the same order"
     finally:
+        await busy.close()
         for cl in clients:
             await cl.aclose()
         for p, _ in services:
