@@ -112,10 +112,11 @@ class Sequencer:
                 try:
                     await self.run_once(sessions)
                 except Exception:
-                    self.pending = True
+                    self.pending = True  # retried after the interval, not at once (the database may be gone)
                     log.warning("sequencing notices failed; retrying", exc_info=True)
-                if self.pending:
-                    continue
+                else:
+                    if self.pending:
+                        continue
                 waiter = asyncio.ensure_future(wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait(
