@@ -440,3 +440,24 @@ async def test_a_late_commit_is_chained_at_the_head_and_is_not_tampering(party):
             await s.execute(text("SELECT position FROM audit_chain WHERE entry_seq = :s"), {"s": -seq})
         ).scalar()
     assert position is not None and position > 1
+
+
+async def test_a_backup_restored_long_after_it_was_taken_still_chains_its_unchained_entries(party):
+    """A backup holds entries committed but not chained yet; restored a day later, they are late commits, not
+    insertions: the window counts from the newest link's sealing time, not from the wall clock."""
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+
+    auditor = await _busy_log(party)
+    day = timedelta(days=1)
+    await tamper("UPDATE audit_chain SET sealed_at = :t", t=utcnow() - day)  # the log as it was a day ago
+    when = utcnow() - day + timedelta(seconds=1)
+    await tamper(
+        "INSERT INTO audit_entries (seq, occurred_at, action, outcome, http_status, details) "
+        "VALUES (:seq, :when, 'notice.push', 'allowed', 201, '{}')",
+        seq=10**9,
+        when=when if IS_POSTGRES else when.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    )
+    report = await _clean_report(auditor)
+    assert report["ok"] is True and report["unsealed"] == 0, report

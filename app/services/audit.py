@@ -94,16 +94,22 @@ async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any
 # unchained, in `seq` order within each batch, after the head. An entry that commits late (its request's
 # transaction outlived later ones) is chained when it is found, at the head: the chain records the order in which
 # entries became durable, never a guess from transaction ids. Rule for `entry_inserted` (see `verify`): an entry is
-# chained only while it is younger than `audit_late_commit_seconds` (its `occurred_at`, set when its request
-# began); an unchained entry older than that can no longer be a late commit, so it was written in afterwards.
+# chained only if its `occurred_at` (set when its request began) is at most `audit_late_commit_seconds` before the
+# newest link's `sealed_at`; an unchained entry older than that can no longer be a late commit, so it was written
+# in afterwards.
 
 _LOOKBACK = 2000  # a quick round looks at the newest entries only: this many seqs below the highest chained one
 _THOROUGH_EVERY = 10.0  # seconds between rounds that look at every entry younger than the late-commit window
 _UNCHAINED = ~exists().where(AuditChainLink.entry_seq == AuditEntry.seq)
 
 
-def _late_commit_cutoff() -> datetime:
-    return utcnow() - timedelta(seconds=settings.audit_late_commit_seconds)
+def _late_commit_cutoff(head_sealed_at: datetime | None) -> datetime | None:
+    """Entries dated before this can no longer be chained. Measured from the newest link's sealing time, not from
+    the wall clock: a database restored long after its backup still chains the entries that had committed but were
+    not chained yet when the backup was taken."""
+    if head_sealed_at is None:
+        return None
+    return head_sealed_at - timedelta(seconds=settings.audit_late_commit_seconds)
 
 
 async def seal(*, session: AsyncSession, batch: int = 500, max_batches: int = 200, thorough: bool = True) -> int:
@@ -126,17 +132,17 @@ async def _seal_batch(session: AsyncSession, batch: int, thorough: bool) -> int:
         return 0  # another process is sealing right now
     head = (
         await session.execute(
-            select(AuditChainLink.position, AuditChainLink.chain_hash).order_by(AuditChainLink.position.desc()).limit(1)
+            select(AuditChainLink.position, AuditChainLink.chain_hash, AuditChainLink.sealed_at)
+            .order_by(AuditChainLink.position.desc())
+            .limit(1)
         )
     ).first()
     position, previous = (head.position + 1, head.chain_hash) if head else (0, GENESIS)
     # Plain rows, not ORM objects: the sealer runs in the service's event loop, so each batch should be quick.
-    stmt = (
-        select(*AuditEntry.__table__.columns)
-        .where(_UNCHAINED, AuditEntry.occurred_at >= _late_commit_cutoff())
-        .order_by(AuditEntry.seq)
-        .limit(batch)
-    )
+    stmt = select(*AuditEntry.__table__.columns).where(_UNCHAINED).order_by(AuditEntry.seq).limit(batch)
+    cutoff = _late_commit_cutoff(head.sealed_at if head else None)
+    if cutoff is not None:
+        stmt = stmt.where(AuditEntry.occurred_at >= cutoff)
     if not thorough and head:
         newest = select(func.max(AuditChainLink.entry_seq)).scalar_subquery()
         stmt = stmt.where(AuditEntry.seq > newest - _LOOKBACK)
@@ -426,10 +432,15 @@ async def verify(
                     f"Nhật ký chỉ còn {position} mục, ít hơn {size} mục của checkpoint {name}.",
                 )
         # An unchained entry older than the late-commit window cannot be a late commit: it was written in afterwards.
-        stray = await read.scalar(
-            select(AuditEntry.seq)
-            .where(_UNCHAINED, AuditEntry.occurred_at < _late_commit_cutoff())
-            .order_by(AuditEntry.seq)
+        cutoff = _late_commit_cutoff(
+            await read.scalar(select(AuditChainLink.sealed_at).order_by(AuditChainLink.position.desc()))
+        )
+        stray = (
+            await read.scalar(
+                select(AuditEntry.seq).where(_UNCHAINED, AuditEntry.occurred_at < cutoff).order_by(AuditEntry.seq)
+            )
+            if cutoff is not None
+            else None
         )
         if stray is not None:
             raise _Problem(None, stray, "entry_inserted", f"Bản ghi số {stray} được chèn vào ngoài chuỗi.")
