@@ -301,51 +301,53 @@ async def _scale(env: dict, args: argparse.Namespace, work: Path) -> dict:
     return points
 
 
-async def _pull_lag(base: str, token: str, card: str, duration: float) -> dict:
-    """Time from a push's 201 until a pull shows the notice, for pushes made while wrk pushes: one probe push at a
-    time, then filtered outbox pulls from the probe's cursor (only the probe's member) until it appears."""
+async def _pull_lag(base: str, token: str, card: str, duration: float, probes: int = 4) -> dict:
+    """Time from a push's 201 until a pull shows the notice, for pushes made while wrk pushes. Each probe pushes
+    one notice at a time, then pulls the outbox filtered on the probe's member from its cursor until the notice
+    appears. `p50_ms`/`p99_ms` end when that pull's response arrives (so they include one pull's own latency under
+    the load); `first_pull` is the share of notices the very first pull after the 201 already returned."""
     import time
 
     import httpx
 
     lags: list[float] = []
+    pulls_needed: list[int] = []
     auth = {"Authorization": f"Bearer {token}"}
     body = {
         "kind": "violation.reported",
         "member_card_no": card,
         "payload": {"summary": "Đo độ trễ", "observed_on": date.today().isoformat(), "severity": "low"},
     }
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        await asyncio.sleep(0.5)  # wrk is under way
-        pull = {"member": card, "limit": 200}
-        r = await client.get("/api/v1/notices/outbox", params=pull, headers=auth)
-        cursor = r.json()["next_cursor"]
-        end = time.monotonic() + max(1.0, duration - 1.5)
+    pull = {"member": card, "limit": 200}
+
+    async def probe(client: httpx.AsyncClient, end: float) -> None:
+        cursor = None
         while time.monotonic() < end:
-            r = await client.post(
-                "/api/v1/notices", json=body, headers={**auth, "Idempotency-Key": secrets.token_hex(8)}
-            )
+            key = {"Idempotency-Key": secrets.token_hex(8)}
+            r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
             if r.status_code != 201:
                 continue
             answered, wanted = time.monotonic(), r.json()["id"]
-            for _ in range(2000):
-                page = (
-                    await client.get(
-                        "/api/v1/notices/outbox",
-                        params={**pull, **({"cursor": cursor} if cursor else {})},
-                        headers=auth,
-                    )
-                ).json()
+            for attempt in range(1, 2001):
+                params = {**pull, **({"cursor": cursor} if cursor else {})}
+                page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
                 cursor = page["next_cursor"] or cursor
                 if any(n["id"] == wanted for n in page["items"]):
                     lags.append((time.monotonic() - answered) * 1000)
+                    pulls_needed.append(attempt)
                     break
                 await asyncio.sleep(0.002)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await asyncio.sleep(0.5)  # wrk is under way
+        end = time.monotonic() + max(1.0, duration - 1.5)
+        await asyncio.gather(*(probe(client, end) for _ in range(probes)))
     return {
         "samples": len(lags),
         "p50_ms": round(percentile(lags, 50), 1) if lags else None,
         "p99_ms": round(percentile(lags, 99), 1) if lags else None,
+        "first_pull": round(sum(1 for n in pulls_needed if n == 1) / len(pulls_needed), 2) if pulls_needed else None,
     }
 
 
@@ -371,7 +373,8 @@ def markdown(results: list[dict]) -> str:
         if lag:
             lines.append(
                 f"| {res['database']} | pull lag (push 201 → visible in a pull, under push load; "
-                f"{lag['samples']} samples) | | {lag['p50_ms']} | {lag['p99_ms']} | | p99 ≤ 100 ms | |"
+                f"{lag['samples']} samples, {lag['first_pull']:.0%} seen by the first pull) | | {lag['p50_ms']} | "
+                f"{lag['p99_ms']} | | p99 ≤ 100 ms | |"
             )
         if "push_audit_off" in res:
             on, off = res["scenarios"]["push"], res["push_audit_off"]
