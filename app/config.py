@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     audit_spool_dir: Path | None = Field(default=None, description="audit entries waiting for the database")
     audit_spool_replay_seconds: float = Field(default=1.0, gt=0)
     audit_spool_min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="/readyz 503 below this")
+    # How long after its request began an audit entry may still commit and be chained (see README, "The audit
+    # log"): an unchained entry dated earlier than this is reported as inserted.
+    audit_late_commit_seconds: float = Field(default=600.0, gt=0)
+    # How often each process's sequencer looks for notices without a position even when nothing woke it.
+    sequencer_interval_seconds: float = Field(default=1.0, gt=0)
 
     webhook_worker: bool = Field(default=True, description="run the push delivery worker in this process")
     webhook_poll_seconds: float = Field(default=1.0, gt=0)

@@ -35,6 +35,7 @@ from app.routers import audit as audit_router
 from app.security import keystore
 from app.services import audit, feedback, housekeeping, webhooks
 from app.services.keys import ensure_signing_key
+from app.services.sequencer import sequencer
 from app.spool import run_replayer, spool
 
 log = logging.getLogger("app")
@@ -78,6 +79,7 @@ async def lifespan(_app: FastAPI):
     tasks = [
         asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop)),
         asyncio.create_task(run_replayer(spool=spool, sessions=db.sessions, stop=stop)),
+        asyncio.create_task(sequencer.run(sessions=db.sessions, stop=stop)),
     ]
     if settings.webhook_worker:
         tasks.append(asyncio.create_task(webhooks.run_worker(sessions=db.sessions, stop=stop)))

@@ -41,6 +41,15 @@ def _rows(members: list[tuple[str, str]], count: int, start: int) -> list[tuple]
     return rows
 
 
+# Loaded notices get their positions at once, as the service's sequencer would give them (in seq order).
+POSITION_LOADED = (
+    "UPDATE notices SET position = head.top + numbered.n FROM "
+    "(SELECT coalesce(max(position), 0) AS top FROM notices) AS head, "
+    "(SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM notices WHERE position IS NULL) AS numbered "
+    "WHERE notices.seq = numbered.seq"
+)
+
+
 async def load_notices(database_url: str, count: int) -> int:
     """COPY `count` notices into PostgreSQL."""
     conn = await asyncpg.connect(database_url)
@@ -66,6 +75,7 @@ async def load_notices(database_url: str, count: int) -> int:
             await conn.copy_records_to_table(
                 "notices", records=_rows(members, min(chunk, count - start), start), columns=columns
             )
+        await conn.execute(POSITION_LOADED)
         await conn.execute("ANALYZE notices")
     finally:
         await conn.close()
@@ -87,9 +97,10 @@ def load_notices_sqlite(path: str, count: int) -> int:
             ]
             db.executemany(
                 "INSERT INTO notices (id, kind, sender_org, recipient_org, member_card_no, thread_id, "
-                "payload, status, created_at, signature, tx) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+                "payload, status, created_at, signature) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
+        db.execute(POSITION_LOADED)
         db.commit()
         db.execute("ANALYZE")
     finally:

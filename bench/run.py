@@ -32,6 +32,7 @@ from bench.common import (
     free_port,
     fresh_pg_database,
     password_token,
+    percentile,
     service_env,
     start_service,
     stop_service,
@@ -115,10 +116,12 @@ async def _district_data(db_url: str, sqlite_path: str | None) -> tuple[list[str
                 "SELECT party_card_no FROM members WHERE residence_org='ba-dinh' AND residence_status='accepted'"
             )
         ]
-        rows = con.execute("SELECT id, tx, seq FROM notices WHERE recipient_org='ba-dinh' ORDER BY tx, seq").fetchall()
+        rows = con.execute(
+            "SELECT id, position FROM notices WHERE recipient_org='ba-dinh' ORDER BY position"
+        ).fetchall()
         con.close()
         ids = [str(__import__("uuid").UUID(r[0])) for r in rows]
-        keys = [(r[1], r[2]) for r in rows]
+        keys = [r[1] for r in rows]
     else:
         conn = await asyncpg.connect(db_url)
         cards = [
@@ -127,13 +130,13 @@ async def _district_data(db_url: str, sqlite_path: str | None) -> tuple[list[str
                 "SELECT party_card_no FROM members WHERE residence_org='ba-dinh' AND residence_status='accepted'"
             )
         ]
-        rows = await conn.fetch("SELECT id, tx, seq FROM notices WHERE recipient_org='ba-dinh' ORDER BY tx, seq")
+        rows = await conn.fetch("SELECT id, position FROM notices WHERE recipient_org='ba-dinh' ORDER BY position")
         await conn.close()
         ids = [str(r["id"]) for r in rows]
-        keys = [(r["tx"], r["seq"]) for r in rows]
+        keys = [r["position"] for r in rows]
     cursors = []
-    for tx, seq in keys[::50][:2000]:
-        raw = json.dumps([tx, seq], separators=(",", ":")).encode()
+    for position in keys[::50][:2000]:
+        raw = json.dumps([position], separators=(",", ":")).encode()
         cursors.append(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
     return cards, [*ids], cursors
 
@@ -239,6 +242,7 @@ async def _scenarios(env, args, district, officer, cards, ids, cursors, work, on
             + f"\r\n--{boundary}--\r\n".encode()
         )
         (work / "upload.body").write_bytes(body)
+        probe_card, cards = cards[0], cards[1:]  # the probe's member: its notices are found by a filtered pull
         data = {
             "push": _write(work / "push.txt", token, [date.today().isoformat(), *cards]),
             "pull": _write(work / "pull.txt", token, [f"/api/v1/notices/inbox?limit=50&cursor={c}" for c in cursors]),
@@ -259,13 +263,20 @@ async def _scenarios(env, args, district, officer, cards, ids, cursors, work, on
                 continue
             path = "/healthz" if name == "healthz" else "/"
             await asyncio.sleep(1)
-            out[name] = _wrk(
+            run = asyncio.to_thread(
+                _wrk,
                 base + path,
                 script,
                 data_file,
                 args.duration if name != "upload" else max(5, args.duration // 2),
                 args.connections if name != "upload" else 16,
             )
+            if name == "push":  # pull lag, measured while wrk pushes
+                out[name], out["pull_lag"] = await asyncio.gather(
+                    run, _pull_lag(base, token, probe_card, args.duration)
+                )
+            else:
+                out[name] = await run
         out["memory_peak_mb_per_worker"] = _peak_rss_mb(_workers(proc.pid))
     finally:
         stop_service(proc)
@@ -290,6 +301,56 @@ async def _scale(env: dict, args: argparse.Namespace, work: Path) -> dict:
     return points
 
 
+async def _pull_lag(base: str, token: str, card: str, duration: float, probes: int = 4) -> dict:
+    """Time from a push's 201 until a pull shows the notice, for pushes made while wrk pushes. Each probe pushes
+    one notice at a time, then pulls the outbox filtered on the probe's member from its cursor until the notice
+    appears. `p50_ms`/`p99_ms` end when that pull's response arrives (so they include one pull's own latency under
+    the load); `first_pull` is the share of notices the very first pull after the 201 already returned."""
+    import time
+
+    import httpx
+
+    lags: list[float] = []
+    pulls_needed: list[int] = []
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {
+        "kind": "violation.reported",
+        "member_card_no": card,
+        "payload": {"summary": "Đo độ trễ", "observed_on": date.today().isoformat(), "severity": "low"},
+    }
+    pull = {"member": card, "limit": 200}
+
+    async def probe(client: httpx.AsyncClient, end: float) -> None:
+        cursor = None
+        while time.monotonic() < end:
+            key = {"Idempotency-Key": secrets.token_hex(8)}
+            r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
+            if r.status_code != 201:
+                continue
+            answered, wanted = time.monotonic(), r.json()["id"]
+            for attempt in range(1, 2001):
+                params = {**pull, **({"cursor": cursor} if cursor else {})}
+                page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
+                cursor = page["next_cursor"] or cursor
+                if any(n["id"] == wanted for n in page["items"]):
+                    lags.append((time.monotonic() - answered) * 1000)
+                    pulls_needed.append(attempt)
+                    break
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.02)
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await asyncio.sleep(0.5)  # wrk is under way
+        end = time.monotonic() + max(1.0, duration - 1.5)
+        await asyncio.gather(*(probe(client, end) for _ in range(probes)))
+    return {
+        "samples": len(lags),
+        "p50_ms": round(percentile(lags, 50), 1) if lags else None,
+        "p99_ms": round(percentile(lags, 99), 1) if lags else None,
+        "first_pull": round(sum(1 for n in pulls_needed if n == 1) / len(pulls_needed), 2) if pulls_needed else None,
+    }
+
+
 def markdown(results: list[dict]) -> str:
     lines = [
         "| database | scenario | req/s | p50 ms | p99 ms | ratio to /healthz | target | non-2xx |",
@@ -308,6 +369,13 @@ def markdown(results: list[dict]) -> str:
             f"| {res['database']} | peak memory per worker (MB) | "
             f"{', '.join(map(str, res['scenarios'].get('memory_peak_mb_per_worker', [])))} | | | | ≤ 250 | |"
         )
+        lag = res["scenarios"].get("pull_lag")
+        if lag:
+            lines.append(
+                f"| {res['database']} | pull lag (push 201 → visible in a pull, under push load; "
+                f"{lag['samples']} samples, {lag['first_pull']:.0%} seen by the first pull) | | {lag['p50_ms']} | "
+                f"{lag['p99_ms']} | | p99 ≤ 100 ms | |"
+            )
         if "push_audit_off" in res:
             on, off = res["scenarios"]["push"], res["push_audit_off"]
             lines.append(

@@ -64,6 +64,7 @@ IS_POSTGRES = _pg_dbname is not None
 
 # Tables emptied after every test (children first); the registry, keys and base accounts stay.
 _EPHEMERAL_TABLES = [
+    "audit_verifications",
     "audit_checkpoints",
     "audit_chain",
     "audit_entries",

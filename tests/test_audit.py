@@ -176,8 +176,8 @@ async def test_an_entry_inserted_into_the_past_is_detected(party):
     seq = await _entry_seq_at(1)
     when = datetime(2026, 1, 1, tzinfo=UTC) if IS_POSTGRES else "2026-01-01 00:00:00"
     await tamper(
-        "INSERT INTO audit_entries (seq, tx, occurred_at, action, outcome, http_status, details) "
-        "VALUES (:seq, 0, :when, 'notice.push', 'allowed', 201, '{}')",
+        "INSERT INTO audit_entries (seq, occurred_at, action, outcome, http_status, details) "
+        "VALUES (:seq, :when, 'notice.push', 'allowed', 201, '{}')",
         seq=-seq,
         when=when,
     )
@@ -341,3 +341,123 @@ def test_every_api_route_takes_the_request_session_that_writes_its_audit_entry()
             if path.startswith("/api/v1/") and not any("get_session" in str(p.annotation) for p in params):
                 unaudited.append(route.name)
     assert unaudited == []
+
+
+async def _large_sealed_log(entries_count: int) -> None:
+    """A long log, sealed, written straight into the tables (as if by many earlier requests)."""
+    from app.models.base import utcnow
+    from app.services.audit import seal
+
+    now = utcnow()
+    rows = [
+        {"occurred_at": now, "action": "notice.pull", "outcome": "allowed", "http_status": 200, "details": {}}
+        for _ in range(entries_count)
+    ]
+    from app.models.audit import AuditEntry
+
+    async with db.sessions() as session:
+        await session.execute(AuditEntry.__table__.insert(), rows)
+        await session.commit()
+    async with db.sessions() as session:
+        await seal(session=session, max_batches=10_000)
+        await session.commit()
+
+
+async def test_a_pull_is_answered_while_a_verification_runs(party):
+    """Verification hashes page by page off the event loop: a pull that starts with it finishes before it."""
+    khoi = await party("khoi_clerk")
+    ba_dinh = await party("ba_dinh_system")
+    auditor = await party("khoi_auditor")
+    card = await add_member(khoi, "ba-dinh")
+    await push(khoi, violation(card))
+    await _large_sealed_log(12_000)
+    finished: list[str] = []
+
+    async def verification():
+        r = await auditor.get(f"{AUDIT}/verify")
+        assert r.status_code == 200 and r.json()["ok"], r.text
+        finished.append("verify")
+
+    async def pull():
+        await asyncio.sleep(0)  # the verification has started
+        r = await ba_dinh.get("/api/v1/notices/inbox")
+        assert r.status_code == 200 and r.json()["items"], r.text
+        finished.append("pull")
+
+    await asyncio.gather(verification(), pull())
+    assert finished == ["pull", "verify"]
+
+
+async def test_a_district_auditor_reads_the_last_verification_and_cannot_start_one(party):
+    district = await party("ba_dinh_auditor")
+    r = await district.get(f"{AUDIT}/verify")
+    assert_problem(r, 404, "audit_not_verified_yet")
+    khoi = await party("khoi_auditor")
+    full = (await khoi.get(f"{AUDIT}/verify")).json()
+    assert full["ok"] and full["summary"] is False and full["resumed_from"] is None
+    await push(await party("khoi_clerk"), violation(await add_member(await party("khoi_clerk"), "ba-dinh")))
+    summary = (await district.get(f"{AUDIT}/verify")).json()
+    assert summary["summary"] is True
+    assert (summary["size"], summary["head_hash"], summary["verified_at"]) == (
+        full["size"],
+        full["head_hash"],
+        full["verified_at"],
+    ), "the recorded result, not a new recomputation"
+
+
+async def test_a_verification_resumes_from_the_last_verified_checkpoint(party):
+    auditor = await _busy_log(party)
+    checkpoint = (await auditor.post(f"{AUDIT}/checkpoints")).json()
+    assert (await _clean_report(auditor))["ok"]
+    khoi = await party("khoi_clerk")
+    await push(khoi, violation(await add_member(khoi, "ba-dinh")))
+    resumed = (await auditor.get(f"{AUDIT}/verify", params={"resume": "true"})).json()
+    assert resumed["ok"] and resumed["resumed_from"] == checkpoint["size"], resumed
+    # A change after the resume point is still found; one before it needs a full run.
+    seq = await _entry_seq_at(resumed["size"] - 1)
+    await tamper("UPDATE audit_entries SET http_status = 299 WHERE seq = :s", s=seq)
+    report = (await auditor.get(f"{AUDIT}/verify", params={"resume": "true"})).json()
+    assert report["first_problem"]["problem"] == "entry_altered", report
+
+
+async def test_a_late_commit_is_chained_at_the_head_and_is_not_tampering(party):
+    """An entry whose request began before others but committed after they were chained (a lower seq) is chained
+    when found; only an entry dated before the late-commit window is reported as inserted."""
+    auditor = await _busy_log(party)
+    seq = await _entry_seq_at(1)
+    from app.models.base import utcnow
+
+    await tamper(
+        "INSERT INTO audit_entries (seq, occurred_at, action, outcome, http_status, details) "
+        "VALUES (:seq, :when, 'notice.push', 'allowed', 201, '{}')",
+        seq=-seq,
+        when=utcnow() if IS_POSTGRES else utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"),
+    )
+    report = await _clean_report(auditor)
+    assert report["ok"] is True and report["unsealed"] == 0, report
+    async with db.sessions() as s:
+        position = (
+            await s.execute(text("SELECT position FROM audit_chain WHERE entry_seq = :s"), {"s": -seq})
+        ).scalar()
+    assert position is not None and position > 1
+
+
+async def test_a_backup_restored_long_after_it_was_taken_still_chains_its_unchained_entries(party):
+    """A backup holds entries committed but not chained yet; restored a day later, they are late commits, not
+    insertions: the window counts from the newest link's sealing time, not from the wall clock."""
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+
+    auditor = await _busy_log(party)
+    day = timedelta(days=1)
+    await tamper("UPDATE audit_chain SET sealed_at = :t", t=utcnow() - day)  # the log as it was a day ago
+    when = utcnow() - day + timedelta(seconds=1)
+    await tamper(
+        "INSERT INTO audit_entries (seq, occurred_at, action, outcome, http_status, details) "
+        "VALUES (:seq, :when, 'notice.push', 'allowed', 201, '{}')",
+        seq=10**9,
+        when=when if IS_POSTGRES else when.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    )
+    report = await _clean_report(auditor)
+    assert report["ok"] is True and report["unsealed"] == 0, report

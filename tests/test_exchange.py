@@ -9,7 +9,6 @@ from sqlalchemy import text, update
 from app.clock import today
 from app.db import db
 from app.models.notice import Notice
-from tests.conftest import IS_POSTGRES
 from tests.exchange import (
     accepted,
     add_member,
@@ -310,22 +309,47 @@ async def test_a_reply_is_idempotent_too(party):
     assert first.status_code == retry.status_code == 201 and first.json() == retry.json()
 
 
-async def test_notices_and_audit_entries_carry_the_inserting_transactions_id(party):
-    """The pull cursor and the audit sealer order by it on PostgreSQL; a constant would silently break both."""
+async def test_committed_notices_get_gapless_positions_and_pulls_return_them_in_that_order(party):
+    """Positions are given after commit, one sequencer at a time: 1, 2, 3 … with no gap, and the notices of one
+    transaction (a move sends two) stay together."""
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")
     moved = await khoi.put(f"/api/v1/members/{card}", json=member_body("cau-giay"))
     assert moved.status_code == 200
     await push(khoi, violation(card))
+    outbox = (await khoi.get("/api/v1/notices/outbox")).json()["items"]
     async with db.sessions() as s:
-        notices = (await s.execute(text("SELECT kind, tx FROM notices ORDER BY seq"))).all()
-        entries = (await s.execute(text("SELECT tx FROM audit_entries"))).scalars().all()
-    moves = [tx for kind, tx in notices if kind == "member.residence_changed"]
-    if IS_POSTGRES:
-        assert len(moves) == 2 and moves[0] == moves[1] > 0, "both moves come from one transaction"
-        assert notices[-1][1] > moves[0] and all(tx > 0 for tx in entries)
-    else:
-        assert {tx for _, tx in notices} == {0}
+        rows = (await s.execute(text("SELECT id, kind, position FROM notices ORDER BY position"))).all()
+    assert [r.position for r in rows] == list(range(1, len(rows) + 1))
+    assert [str(r.id).replace("-", "") for r in rows] == [n["id"].replace("-", "") for n in outbox]
+    assert [r.kind for r in rows][:2] == ["member.residence_changed"] * 2
+
+
+async def test_a_cursor_handed_out_before_positions_existed_keeps_working(party):
+    """Before positions, a cursor was [tx, seq] of the last notice returned; the migration numbered notices in that
+    order, so the notice's position continues it. One naming no notice gets a clear 400: pull from the start."""
+    from app.pagination import encode_cursor
+
+    khoi = await party("khoi_clerk")
+    ba_dinh = await party("ba_dinh_system")
+    card = await add_member(khoi, "ba-dinh")
+    ids = [(await push(khoi, violation(card)))["id"] for _ in range(3)]
+    async with db.sessions() as s:
+        first_seq = (await s.execute(select_seq_of(ids[0]))).scalar()
+    legacy = encode_cursor(123456, first_seq)
+    r = await ba_dinh.get("/api/v1/notices/inbox", params={"cursor": legacy})
+    assert r.status_code == 200, r.text
+    assert [n["id"] for n in r.json()["items"]] == ids[1:]
+    gone = await ba_dinh.get("/api/v1/notices/inbox", params={"cursor": encode_cursor(123456, 10**12)})
+    assert_problem(gone, 400, "cursor_outdated")
+    for crafted in (encode_cursor(10**30), encode_cursor(-1), encode_cursor(1e308)):
+        assert_problem(await ba_dinh.get("/api/v1/notices/inbox", params={"cursor": crafted}), 400, "invalid_cursor")
+
+
+def select_seq_of(notice_id: str):
+    from sqlalchemy import select
+
+    return select(Notice.seq).where(Notice.id == uuid.UUID(notice_id))
 
 
 async def test_an_empty_cursor_means_from_the_start(party):

@@ -1,7 +1,7 @@
 """audit spool: which locally spooled audit entries have been written into the log (each exactly once)
 
 Revision ID: 0008_audit_spool
-Revises: 0006_feedback_rounds
+Revises: 0007_positions
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_audit_spool"
-down_revision: str | None = "0006_feedback_rounds"
+down_revision: str | None = "0007_positions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

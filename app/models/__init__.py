@@ -1,7 +1,7 @@
 """All tables, imported so SQLModel.metadata (used by Alembic) knows them."""
 
 from app.models.account import Account, LoginThrottle, SigningKey
-from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry
+from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.models.document import Document, NoticeDocument, SupplierKey
 from app.models.feedback import FeedbackRound, FeedbackRoundItem
 from app.models.idempotency import IdempotencyRecord
@@ -17,6 +17,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEntry",
     "AuditSpoolReplay",
+    "AuditVerification",
     "Delivery",
     "DeliveryAttempt",
     "Document",

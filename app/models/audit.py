@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlmodel as sm
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
 from app.models.base import JSONType, ts_field
@@ -26,17 +26,14 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_entries"
     __table_args__ = (
-        sa.Index("ix_audit_entries_tx_seq", "tx", "seq"),
+        sa.Index("ix_audit_entries_occurred_at", "occurred_at"),
         sa.Index("ix_audit_entries_actor_org_seq", "actor_org", "seq"),
         sa.Index("ix_audit_entries_counterpart_org_seq", "counterpart_org", "seq"),
         sa.Index("ix_audit_entries_member_ref", "member_ref"),
     )
 
+    # An identifier assigned at insert, not the order: the chain (AuditChainLink.position) is the order.
     seq: int | None = sm.Field(default=None, sa_column=sa.Column(BIGINT_PK, primary_key=True, autoincrement=True))
-    # Set by the database (column default): the inserting transaction's id on PostgreSQL, 0 on SQLite.
-    tx: int | None = sm.Field(
-        default=None, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default=sa.FetchedValue())
-    )
     occurred_at: datetime = ts_field(default_now=True)
     request_id: str | None = sm.Field(default=None, max_length=128)
     actor_account: uuid.UUID | None = None
@@ -61,7 +58,6 @@ class AuditChainLink(SQLModel, table=True):
 
     position: int = sm.Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
     entry_seq: int = sm.Field(sa_type=sa.BigInteger, unique=True)
-    entry_tx: int = sm.Field(sa_type=sa.BigInteger)
     entry_hash: str = sm.Field(max_length=64)
     chain_hash: str = sm.Field(max_length=64)
     sealed_at: datetime = ts_field(default_now=True)
@@ -77,6 +73,23 @@ class AuditCheckpoint(SQLModel, table=True):
     head_hash: str = sm.Field(max_length=64)
     created_at: datetime = ts_field(default_now=True)
     jws: str
+
+
+class AuditVerification(SQLModel, table=True):
+    """The outcome of one full or resumed verification: what district auditors read, where the next run resumes."""
+
+    __tablename__ = "audit_verifications"
+
+    id: int | None = sm.Field(default=None, sa_column=sa.Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    verified_at: datetime = ts_field(default_now=True)
+    verified_by: str | None = sm.Field(default=None, max_length=64)
+    ok: bool
+    size: int = sm.Field(sa_type=sa.BigInteger)
+    head_hash: str | None = sm.Field(default=None, max_length=64)
+    resumed_from: int | None = sm.Field(default=None, sa_type=sa.BigInteger)
+    unsealed: int = sm.Field(sa_type=sa.BigInteger)
+    checkpoints_checked: int
+    first_problem: dict[str, Any] | None = sm.Field(default=None, sa_type=JSONType)
 
 
 class AuditEntryPublic(BaseModel):
@@ -128,3 +141,12 @@ class VerificationReport(BaseModel):
     unsealed: int
     checkpoints_checked: int
     first_problem: VerificationProblem | None = None
+    verified_at: datetime | None = Field(default=None, description="when this verification ran")
+    resumed_from: int | None = Field(
+        default=None,
+        description="the chain was recomputed from this position on, starting from a signed checkpoint that an "
+        "earlier verification had passed (null: from the first entry)",
+    )
+    summary: bool = Field(
+        default=False, description="true: the last recorded verification, not recomputed for this call"
+    )

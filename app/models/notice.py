@@ -41,20 +41,28 @@ class NoticeStatus(StrEnum):
 class Notice(SQLModel, table=True):
     __tablename__ = "notices"
     __table_args__ = (
-        sa.Index("ix_notices_inbox", "recipient_org", "tx", "seq"),
-        sa.Index("ix_notices_outbox", "sender_org", "tx", "seq"),
+        sa.Index("ix_notices_inbox", "recipient_org", "position"),
+        sa.Index("ix_notices_outbox", "sender_org", "position"),
+        sa.Index("ux_notices_position", "position", unique=True),
+        # The notices still waiting for a position: small, read by the sequencer only.
+        sa.Index(
+            "ix_notices_unpositioned",
+            "seq",
+            postgresql_where=sa.text("position IS NULL"),
+            sqlite_where=sa.text("position IS NULL"),
+        ),
     )
 
-    # seq orders notices; on PostgreSQL tx (the inserting transaction id) orders them by commit visibility.
+    # seq identifies a row (assigned at insert); position orders pulls (assigned after commit, see
+    # app/services/sequencer.py).
     seq: int | None = sm.Field(
         default=None,
         sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     )
     id: uuid.UUID = sm.Field(default_factory=uuid.uuid4, unique=True)
-    # Set by the database (column default): the inserting transaction's id on PostgreSQL, 0 on SQLite.
-    tx: int | None = sm.Field(
-        default=None, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default=sa.FetchedValue())
-    )
+    # The notice's place in the exchange log: null until the sequencer numbers it, after its commit; gapless and
+    # increasing in the order the sequencer found the rows committed. Pulls return only positioned notices.
+    position: int | None = sm.Field(default=None, sa_column=sa.Column(sa.BigInteger(), nullable=True))
     kind: str = sm.Field(max_length=40, index=True)
     sender_org: str = sm.Field(foreign_key="organizations.code", max_length=64)
     recipient_org: str = sm.Field(foreign_key="organizations.code", max_length=64)

@@ -121,18 +121,23 @@ async def export_entries(_session: SessionDep, auditor: Auditor, filters: Filter
     "/verify",
     name="audit.verify",
     response_model=VerificationReport,
-    responses=_ERRORS,
+    responses={**_ERRORS, 404: {"description": "Nhật ký chưa được kiểm tra lần nào (kiểm toán viên quận/huyện)"}},
     summary="Kiểm tra toàn vẹn nhật ký",
-    description="Niêm phong các mục mới, tính lại toàn bộ chuỗi băm, đối chiếu mọi checkpoint đã ký (của "
-    "dịch vụ và các checkpoint bạn đã lưu, gửi qua `checkpoint`), báo mục hỏng đầu tiên.",
+    description="Kiểm toán viên của Khối: niêm phong các mục mới, tính lại chuỗi băm theo từng trang (không chặn các "
+    "yêu cầu khác), đối chiếu mọi checkpoint đã ký (của dịch vụ và các checkpoint bạn đã lưu, gửi qua `checkpoint`), "
+    "báo mục hỏng đầu tiên và ghi lại kết quả. `resume=true`: chỉ tính lại phần sau checkpoint đã ký mới nhất mà "
+    "một lần kiểm tra thành công trước đó đã bao gồm (`resumed_from`). Kiểm toán viên quận/huyện nhận kết quả của "
+    "lần kiểm tra gần nhất (`summary: true`), không khởi động việc tính lại.",
 )
 async def verify(
     session: SessionDep,
-    _auditor: Auditor,
+    auditor: Auditor,
     checkpoint: Annotated[list[str], Query(max_length=20, description="checkpoint (JWS) đã lưu")] = (),
+    resume: Annotated[bool, Query(description="tiếp tục từ checkpoint đã kiểm tra gần nhất")] = False,
 ) -> VerificationReport:
-    await svc.seal(session=session)
-    return await svc.verify(session=session, presented=list(checkpoint))
+    return await svc.verify_for(
+        session=session, sessions=db.sessions, principal=auditor, presented=list(checkpoint), resume=resume
+    )
 
 
 @router.get(

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app import auditing, idempotency
 from app.config import settings
 from app.deps import SessionDep, Worker
+from app.errors import BadRequest
 from app.models.member import CARD_NO_PATTERN
 from app.models.notice import (
     NoticeCreate,
@@ -233,8 +234,24 @@ class Pull:
 
     filters: svc.PullFilter
     cursor: str | None
-    after: tuple[int, int] | None
+    after: tuple[int, ...] | None
     limit: int
+
+
+def _pull_cursor(cursor: str | None) -> tuple[int, ...] | None:
+    """A cursor is `[position]`; `[tx, seq]`, handed out before positions existed, is still accepted."""
+    if cursor is None:
+        return None
+    try:
+        try:
+            after = decode_cursor(cursor, int)
+        except BadRequest:
+            after = decode_cursor(cursor, int, int)
+    except OverflowError:
+        after = (-1,)
+    if not all(0 <= v < 2**63 for v in after):
+        raise BadRequest("Con trỏ phân trang (cursor) không hợp lệ.", code="invalid_cursor")
+    return after
 
 
 async def pull_query(
@@ -253,7 +270,7 @@ async def pull_query(
         since=since,
         overdue=overdue,
     )
-    return Pull(filters=filters, cursor=cursor, after=decode_cursor(cursor, int, int), limit=limit)
+    return Pull(filters=filters, cursor=cursor, after=_pull_cursor(cursor), limit=limit)
 
 
 PullQuery = Annotated[Pull, Depends(pull_query)]

@@ -6,16 +6,23 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jose import jws
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import settings
-from app.errors import BadRequest
-from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, VerificationProblem, VerificationReport
+from app.errors import BadRequest, NotFound
+from app.models.audit import (
+    AuditChainLink,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditVerification,
+    VerificationProblem,
+    VerificationReport,
+)
 from app.models.base import utcnow
 from app.principal import Principal
 from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
@@ -82,41 +89,63 @@ async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any
 
 
 # ---- sealing ------------------------------------------------------------------------------------------------
+# The chain is the order. Entries commit in their requests' transactions without a place in it; the sealer (one
+# at a time: an advisory lock on PostgreSQL, the single writer on SQLite) chains the committed entries it finds
+# unchained, in `seq` order within each batch, after the head. An entry that commits late (its request's
+# transaction outlived later ones) is chained when it is found, at the head: the chain records the order in which
+# entries became durable, never a guess from transaction ids. Rule for `entry_inserted` (see `verify`): an entry is
+# chained only if its `occurred_at` (set when its request began) is at most `audit_late_commit_seconds` before the
+# newest link's `sealed_at`; an unchained entry older than that can no longer be a late commit, so it was written
+# in afterwards.
+
+_LOOKBACK = 2000  # a quick round looks at the newest entries only: this many seqs below the highest chained one
+_THOROUGH_EVERY = 10.0  # seconds between rounds that look at every entry younger than the late-commit window
+_UNCHAINED = ~exists().where(AuditChainLink.entry_seq == AuditEntry.seq)
 
 
-async def seal(*, session: AsyncSession, batch: int = 500, max_batches: int = 200) -> int:
-    """Chain every entry whose transaction, and every older one, has finished; returns how many.
+def _late_commit_cutoff(head_sealed_at: datetime | None) -> datetime | None:
+    """Entries dated before this can no longer be chained. Measured from the newest link's sealing time, not from
+    the wall clock: a database restored long after its backup still chains the entries that had committed but were
+    not chained yet when the backup was taken."""
+    if head_sealed_at is None:
+        return None
+    return head_sealed_at - timedelta(seconds=settings.audit_late_commit_seconds)
+
+
+async def seal(*, session: AsyncSession, batch: int = 500, max_batches: int = 200, thorough: bool = True) -> int:
+    """Chain the committed, unchained entries; returns how many. `thorough` looks at every entry of the late-commit
+    window (an index range on `occurred_at`), otherwise only at the newest seqs (cheap; the background sealer).
 
     Runs in the caller's transaction; the chain links are committed with it."""
     total = 0
     for _ in range(max_batches):
-        sealed = await _seal_batch(session, batch)
+        sealed = await _seal_batch(session, batch, thorough)
         total += sealed
         if sealed < batch:
             break
     return total
 
 
-async def _seal_batch(session: AsyncSession, batch: int) -> int:
+async def _seal_batch(session: AsyncSession, batch: int, thorough: bool) -> int:
     postgres = session.bind.dialect.name == "postgresql"
     if postgres and not await session.scalar(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK))):
         return 0  # another process is sealing right now
     head = (
         await session.execute(
-            select(
-                AuditChainLink.position, AuditChainLink.chain_hash, AuditChainLink.entry_tx, AuditChainLink.entry_seq
-            )
+            select(AuditChainLink.position, AuditChainLink.chain_hash, AuditChainLink.sealed_at)
             .order_by(AuditChainLink.position.desc())
             .limit(1)
         )
     ).first()
     position, previous = (head.position + 1, head.chain_hash) if head else (0, GENESIS)
     # Plain rows, not ORM objects: the sealer runs in the service's event loop, so each batch should be quick.
-    stmt = select(*AuditEntry.__table__.columns).order_by(AuditEntry.tx, AuditEntry.seq).limit(batch)
-    if head:
-        stmt = stmt.where(tuple_(AuditEntry.tx, AuditEntry.seq) > tuple_(head.entry_tx, head.entry_seq))
-    if postgres:
-        stmt = stmt.where(AuditEntry.tx < func.txid_snapshot_xmin(func.txid_current_snapshot()))
+    stmt = select(*AuditEntry.__table__.columns).where(_UNCHAINED).order_by(AuditEntry.seq).limit(batch)
+    cutoff = _late_commit_cutoff(head.sealed_at if head else None)
+    if cutoff is not None:
+        stmt = stmt.where(AuditEntry.occurred_at >= cutoff)
+    if not thorough and head:
+        newest = select(func.max(AuditChainLink.entry_seq)).scalar_subquery()
+        stmt = stmt.where(AuditEntry.seq > newest - _LOOKBACK)
     entries = list(await session.execute(stmt))
     now = utcnow()
     links = []
@@ -127,7 +156,6 @@ async def _seal_batch(session: AsyncSession, batch: int) -> int:
             {
                 "position": position,
                 "entry_seq": entry.seq,
-                "entry_tx": entry.tx,
                 "entry_hash": digest,
                 "chain_hash": previous,
                 "sealed_at": now,
@@ -137,6 +165,13 @@ async def _seal_batch(session: AsyncSession, batch: int) -> int:
     if links:
         await session.execute(AuditChainLink.__table__.insert(), links)
     return len(links)
+
+
+async def seal_now(sessions: async_sessionmaker) -> None:
+    """A thorough round in a transaction of its own, committed before a verification reads the chain."""
+    async with sessions() as session:
+        await seal(session=session)
+        await session.commit()
 
 
 async def chain_head(*, session: AsyncSession) -> tuple[int, str]:
@@ -169,13 +204,16 @@ async def list_checkpoints(*, session: AsyncSession, limit: int) -> list[AuditCh
 
 async def run_sealer(*, sessions: async_sessionmaker, stop) -> None:
     """Background loop: seal often; sign a checkpoint now and then when the chain has grown."""
-    last_checkpoint, last_size = 0.0, -1
+    last_checkpoint, last_size, last_thorough = 0.0, -1, 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
+            thorough = loop.time() - last_thorough >= _THOROUGH_EVERY
             async with sessions() as session:
-                await seal(session=session)
+                await seal(session=session, thorough=thorough)
                 await session.commit()
+            if thorough:
+                last_thorough = loop.time()
             if loop.time() - last_checkpoint >= settings.audit_checkpoint_interval_seconds:
                 async with sessions() as session:
                     size, _ = await chain_head(session=session)
@@ -209,6 +247,11 @@ def read_checkpoint(token: str) -> tuple[int, str]:
 
 
 # ---- verification -------------------------------------------------------------------------------------------
+# The chain is read in pages and each page is hashed in a worker thread, so the event loop keeps answering other
+# requests while a long log is recomputed. A verification may resume: it then starts from the newest stored signed
+# checkpoint that an earlier, successful verification covered (its signature proves its head hash), rechecks that
+# the stored chain still reaches that head there, and recomputes only what was chained after it. Every run is
+# recorded (`audit_verifications`); district auditors read the latest record instead of starting a run.
 
 
 @dataclass
@@ -219,81 +262,165 @@ class _Problem(Exception):
     detail: str
 
 
-async def verify(*, session: AsyncSession, presented: list[str] = (), page: int = 5000) -> VerificationReport:
-    """Recompute the whole chain; check stored and presented checkpoints; report the first bad entry."""
-    presented_points = [read_checkpoint(t) for t in presented]
-    stored = list((await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.id))).scalars())
-    points: list[tuple[int, str, str]] = [(s, h, "presented") for s, h in presented_points]
-    for cp in stored:
-        try:
-            size, head = read_checkpoint(cp.jws)
-        except BadRequest:
-            return _report(
-                False,
-                0,
-                None,
-                0,
-                len(points),
-                _Problem(None, None, "checkpoint_forged", f"Checkpoint #{cp.id} có chữ ký không hợp lệ."),
+_PAGE_COLUMNS = (
+    AuditChainLink.position,
+    AuditChainLink.entry_seq,
+    AuditChainLink.entry_hash,
+    AuditChainLink.chain_hash,
+    *(c.label(f"e_{c.name}") for c in AuditEntry.__table__.columns),
+)
+
+
+class _EntryView:
+    """An entry's fields from a page row (columns `e_*`), as `entry_hash` reads them."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Any) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, f"e_{name}")
+
+
+def _check_page(rows: list, position: int, previous: str, expected: dict) -> tuple[int, str]:
+    """Recompute one page of the chain (in a worker thread); raises the first problem."""
+    for row in rows:
+        if row.position != position:
+            raise _Problem(position, None, "entry_missing", f"Mất mắt xích ở vị trí {position} (bản ghi đã bị xóa).")
+        if row.e_seq is None:
+            raise _Problem(
+                position, row.entry_seq, "entry_missing", f"Bản ghi số {row.entry_seq} đã bị xóa khỏi nhật ký."
             )
-        if (size, head) != (cp.size, cp.head_hash):
-            return _report(
-                False,
-                0,
-                None,
-                0,
-                len(points),
-                _Problem(None, None, "checkpoint_altered", f"Checkpoint #{cp.id} bị sửa."),
+        if entry_hash(_EntryView(row)) != row.entry_hash:
+            raise _Problem(position, row.e_seq, "entry_altered", f"Bản ghi số {row.e_seq} đã bị sửa.")
+        previous = link_hash(previous, row.entry_hash)
+        if previous != row.chain_hash:
+            raise _Problem(
+                position,
+                row.e_seq,
+                "chain_broken",
+                f"Chuỗi băm đứt ở vị trí {position}: bị chèn, xóa hoặc đổi thứ tự.",
             )
-        points.append((size, head, f"#{cp.id}"))
-    expected = {}
-    for size, head, name in points:
-        if size > 0:
-            expected.setdefault(size - 1, []).append((head, name))
-    previous, position, last_seq, last_tx = GENESIS, 0, None, None
-    try:
-        while True:
-            rows = (
-                await session.execute(
-                    select(AuditChainLink, AuditEntry)
-                    .join(AuditEntry, AuditEntry.seq == AuditChainLink.entry_seq, isouter=True)
-                    .where(AuditChainLink.position >= position)
-                    .order_by(AuditChainLink.position)
-                    .limit(page)
+        for head, name in expected.get(position, []):
+            if head != previous:
+                raise _Problem(
+                    position,
+                    row.e_seq,
+                    "history_rewritten",
+                    f"Lịch sử khác với checkpoint {name} tại vị trí {position}.",
                 )
-            ).all()
-            for link, entry in rows:
-                if link.position != position:
-                    raise _Problem(
-                        position, None, "entry_missing", f"Mất mắt xích ở vị trí {position} (bản ghi đã bị xóa)."
-                    )
-                if entry is None:
-                    raise _Problem(
-                        position,
-                        link.entry_seq,
-                        "entry_missing",
-                        f"Bản ghi số {link.entry_seq} đã bị xóa khỏi nhật ký.",
-                    )
-                if entry_hash(entry) != link.entry_hash:
-                    raise _Problem(position, entry.seq, "entry_altered", f"Bản ghi số {entry.seq} đã bị sửa.")
-                previous = link_hash(previous, link.entry_hash)
-                if previous != link.chain_hash:
-                    raise _Problem(
-                        position,
-                        entry.seq,
-                        "chain_broken",
-                        f"Chuỗi băm đứt ở vị trí {position}: bị chèn, xóa hoặc đổi thứ tự.",
-                    )
-                for head, name in expected.get(position, []):
-                    if head != previous:
+        position += 1
+    return position, previous
+
+
+def _read_stored(stored: list[tuple[int, int, str, str]]) -> list[tuple[int, str, str]]:
+    """Check the stored checkpoints' signatures (in a worker thread)."""
+    points = []
+    for cp_id, cp_size, cp_head, token in stored:
+        try:
+            size, head = read_checkpoint(token)
+        except BadRequest:
+            raise _Problem(None, None, "checkpoint_forged", f"Checkpoint #{cp_id} có chữ ký không hợp lệ.") from None
+        if (size, head) != (cp_size, cp_head):
+            raise _Problem(None, None, "checkpoint_altered", f"Checkpoint #{cp_id} bị sửa.")
+        points.append((size, head, f"#{cp_id}"))
+    return points
+
+
+class _Reader:
+    """Reads for a verification: in the given session, or each read in a short transaction of its own (`sessions`):
+    on SQLite every transaction holds the single write lock, so a long one would stop every other request."""
+
+    def __init__(self, session: AsyncSession | None, sessions: async_sessionmaker | None) -> None:
+        self.session, self.sessions = session, sessions
+
+    async def all(self, stmt) -> list:
+        if self.session is not None:
+            return list((await self.session.execute(stmt)).all())
+        async with self.sessions() as session:
+            return list((await session.execute(stmt)).all())
+
+    async def scalar(self, stmt) -> Any:
+        rows = await self.all(stmt.limit(1) if hasattr(stmt, "limit") else stmt)
+        return rows[0][0] if rows else None
+
+
+async def _resume_point(read: _Reader) -> tuple[int, str] | None:
+    """(size, head) of the newest stored checkpoint an earlier successful verification covered."""
+    last_ok = await read.scalar(
+        select(AuditVerification.size).where(AuditVerification.ok.is_(True)).order_by(AuditVerification.id.desc())
+    )
+    if not last_ok:
+        return None
+    token = await read.scalar(
+        select(AuditCheckpoint.jws)
+        .where(AuditCheckpoint.size <= last_ok, AuditCheckpoint.size > 0)
+        .order_by(AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc())
+    )
+    return await asyncio.to_thread(read_checkpoint, token) if token else None
+
+
+async def verify(
+    *,
+    session: AsyncSession | None = None,
+    sessions: async_sessionmaker | None = None,
+    presented: list[str] = (),
+    page: int = 2000,
+    resume: bool = False,
+) -> VerificationReport:
+    """Recompute the chain (all of it, or from the resume point); check stored and presented checkpoints; report
+    the first bad entry. Hashing runs in worker threads, page by page; with `sessions`, each page is read in a
+    transaction of its own (the chain is append-only: pages read one after the other see one growing chain)."""
+    read = _Reader(session, sessions)
+    presented_points = [read_checkpoint(t) for t in presented]
+    start = await _resume_point(read) if resume else None
+    start_size = start[0] if start else 0
+    points: list[tuple[int, str, str]] = [(s, h, "presented") for s, h in presented_points]
+    previous, position = GENESIS, 0
+    try:
+        stored_rows = await read.all(
+            select(AuditCheckpoint.id, AuditCheckpoint.size, AuditCheckpoint.head_hash, AuditCheckpoint.jws)
+            .where(AuditCheckpoint.size >= start_size)
+            .order_by(AuditCheckpoint.id)
+        )
+        points += await asyncio.to_thread(_read_stored, [tuple(r) for r in stored_rows])
+        if start:
+            # Resume: the stored chain must still reach the checkpoint's signed head at its last position.
+            position, previous = start
+            stored_head = await read.scalar(
+                select(AuditChainLink.chain_hash).where(AuditChainLink.position == position - 1)
+            )
+            if stored_head != previous:
+                raise _Problem(
+                    position - 1,
+                    None,
+                    "history_rewritten",
+                    f"Lịch sử khác với checkpoint đã kiểm tra ở vị trí {position - 1}.",
+                )
+            for size, head, name in points:  # kept checkpoints from before the resume point: one stored link each
+                if 0 < size <= start_size:
+                    at = await read.scalar(select(AuditChainLink.chain_hash).where(AuditChainLink.position == size - 1))
+                    if at != head:
                         raise _Problem(
-                            position,
-                            entry.seq,
+                            size - 1,
+                            None,
                             "history_rewritten",
-                            f"Lịch sử khác với checkpoint {name} tại vị trí {position}.",
+                            f"Lịch sử khác với checkpoint {name} tại vị trí {size - 1}.",
                         )
-                last_seq, last_tx = entry.seq, entry.tx
-                position += 1
+        expected: dict[int, list[tuple[str, str]]] = {}
+        for size, head, name in points:
+            if size > start_size:
+                expected.setdefault(size - 1, []).append((head, name))
+        while True:
+            rows = await read.all(
+                select(*_PAGE_COLUMNS)
+                .join(AuditEntry, AuditEntry.seq == AuditChainLink.entry_seq, isouter=True)
+                .where(AuditChainLink.position >= position)
+                .order_by(AuditChainLink.position)
+                .limit(page)
+            )
+            position, previous = await asyncio.to_thread(_check_page, rows, position, previous, expected)
             if len(rows) < page:
                 break
         for size, _head, name in points:
@@ -304,31 +431,34 @@ async def verify(*, session: AsyncSession, presented: list[str] = (), page: int 
                     "tail_truncated",
                     f"Nhật ký chỉ còn {position} mục, ít hơn {size} mục của checkpoint {name}.",
                 )
-        if last_seq is not None:
-            # An entry slipped in below the sealed watermark was never chained: it was inserted afterwards.
-            stray = await session.scalar(
-                select(AuditEntry.seq)
-                .where(tuple_(AuditEntry.tx, AuditEntry.seq) <= tuple_(last_tx, last_seq))
-                .where(~AuditEntry.seq.in_(select(AuditChainLink.entry_seq)))
-                .order_by(AuditEntry.seq)
-                .limit(1)
+        # An unchained entry older than the late-commit window cannot be a late commit: it was written in afterwards.
+        cutoff = _late_commit_cutoff(
+            await read.scalar(select(AuditChainLink.sealed_at).order_by(AuditChainLink.position.desc()))
+        )
+        stray = (
+            await read.scalar(
+                select(AuditEntry.seq).where(_UNCHAINED, AuditEntry.occurred_at < cutoff).order_by(AuditEntry.seq)
             )
-            if stray is not None:
-                raise _Problem(None, stray, "entry_inserted", f"Bản ghi số {stray} được chèn vào ngoài chuỗi.")
+            if cutoff is not None
+            else None
+        )
+        if stray is not None:
+            raise _Problem(None, stray, "entry_inserted", f"Bản ghi số {stray} được chèn vào ngoài chuỗi.")
     except _Problem as problem:
-        return _report(False, position, previous, 0, len(points), problem)
-    unsealed = await session.scalar(
-        select(func.count())
-        .select_from(AuditEntry)
-        .where(tuple_(AuditEntry.tx, AuditEntry.seq) > tuple_(last_tx, last_seq))
-        if last_seq is not None
-        else select(func.count()).select_from(AuditEntry)
-    )
-    return _report(True, position, previous if position else None, unsealed or 0, len(points), None)
+        return _report(False, position, previous, 0, len(points), problem, start_size if start else None)
+    unsealed = await read.scalar(select(func.count()).select_from(AuditEntry).where(_UNCHAINED))
+    head = previous if position else None
+    return _report(True, position, head, unsealed or 0, len(points), None, start_size if start else None)
 
 
 def _report(
-    ok: bool, size: int, head: str | None, unsealed: int, checked: int, problem: _Problem | None
+    ok: bool,
+    size: int,
+    head: str | None,
+    unsealed: int,
+    checked: int,
+    problem: _Problem | None,
+    resumed_from: int | None = None,
 ) -> VerificationReport:
     first = (
         VerificationProblem(
@@ -338,8 +468,62 @@ def _report(
         else None
     )
     return VerificationReport(
-        ok=ok, size=size, head_hash=head, unsealed=unsealed, checkpoints_checked=checked, first_problem=first
+        ok=ok,
+        size=size,
+        head_hash=head,
+        unsealed=unsealed,
+        checkpoints_checked=checked,
+        first_problem=first,
+        verified_at=utcnow(),
+        resumed_from=resumed_from,
     )
+
+
+async def record(*, session: AsyncSession, report: VerificationReport, by: str | None) -> None:
+    """Keep a verification's outcome: the summary district auditors read, the point a later run resumes from."""
+    session.add(
+        AuditVerification(
+            verified_at=report.verified_at or utcnow(),
+            verified_by=by,
+            ok=report.ok,
+            size=report.size,
+            head_hash=report.head_hash,
+            resumed_from=report.resumed_from,
+            unsealed=report.unsealed,
+            checkpoints_checked=report.checkpoints_checked,
+            first_problem=report.first_problem.model_dump() if report.first_problem else None,
+        )
+    )
+    await session.flush()
+
+
+async def verify_for(
+    *, session: AsyncSession, sessions: async_sessionmaker, principal: Principal, presented: list[str], resume: bool
+) -> VerificationReport:
+    """What an auditor may ask: a Khối auditor starts a verification (seal first, then recompute, then record it);
+    a district auditor gets the latest recorded verification, never a recomputation of the whole city's log."""
+    if not principal.is_khoi:
+        last = await session.scalar(select(AuditVerification).order_by(AuditVerification.id.desc()).limit(1))
+        if last is None:
+            raise NotFound("Nhật ký chưa được kiểm tra lần nào.", code="audit_not_verified_yet")
+        return VerificationReport(
+            ok=last.ok,
+            size=last.size,
+            head_hash=last.head_hash,
+            unsealed=last.unsealed,
+            checkpoints_checked=last.checkpoints_checked,
+            first_problem=VerificationProblem(**last.first_problem) if last.first_problem else None,
+            verified_at=last.verified_at,
+            resumed_from=last.resumed_from,
+            summary=True,
+        )
+    # The request's transaction ends here (on SQLite it holds the single write lock); its audit entry and the
+    # record of this verification are written in the next one, at the request's commit point.
+    await session.commit()
+    await seal_now(sessions)
+    report = await verify(sessions=sessions, presented=presented, resume=resume)
+    await record(session=session, report=report, by=principal.login)
+    return report
 
 
 # ---- reading ------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from app.principal import Principal
 from app.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
 from app.services import notices, webhooks
 from app.services.organizations import KHOI_CODE
+from app.services.sequencer import PENDING
 
 log = logging.getLogger("app.feedback")
 
@@ -348,7 +349,7 @@ async def _bulk_insert(session: AsyncSession, table: Any, packed: tuple[list[str
         await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
         return
     raw = await (await session.connection()).get_raw_connection()
-    # Same connection, same transaction as the session; absent columns (seq, tx) take their defaults.
+    # Same connection, same transaction as the session; absent columns (seq, position) take their defaults.
     await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
 
 
@@ -357,6 +358,7 @@ async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
     if not items:
         return
     async with db.sessions() as session:
+        session.info[PENDING] = True  # the sequencer numbers these notices once they commit
         await _bulk_insert(session, Notice.__table__, rows["notices"])
         await _bulk_insert(session, Delivery.__table__, rows["deliveries"])
         await _bulk_insert(session, FeedbackRoundItem.__table__, rows["items"])

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ARRAY, BigInteger, Uuid, any_, bindparam, case, exists, func, insert, select, tuple_, update
+from sqlalchemy import ARRAY, BigInteger, Uuid, any_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import today
-from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from app.models.base import UTCDateTime, utcnow
 from app.models.document import Document, DocumentRef, NoticeDocument
 from app.models.member import Member, ResidenceStatus
@@ -23,6 +23,7 @@ from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
 from app.services import documents, members, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import notices_visible_to
+from app.services.sequencer import PENDING, sequencer
 from app.statements import Prepared, prepared
 
 K = NoticeKind
@@ -60,10 +61,11 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-# Prepared statements of the hot paths (app/statements.py). `tx` is left to the column's default: on PostgreSQL the
-# inserting transaction's id, which orders pulls (see `_pull`).
+# Prepared statements of the hot paths (app/statements.py). A notice is inserted without a position: the sequencer
+# gives it one once it has committed (app/services/sequencer.py); pulls return only positioned notices.
 _COLUMNS = [c.name for c in Notice.__table__.columns]
-_INSERT_NOTICE = Prepared(insert(Notice.__table__), column_keys=[c for c in _COLUMNS if c not in ("seq", "tx")])
+_INSERT_NOTICE = Prepared(insert(Notice.__table__), column_keys=[c for c in _COLUMNS if c not in ("seq", "position")])
+_LEGACY_POSITION = Prepared(select(Notice.position).where(Notice.seq == bindparam("seq", type_=BigInteger)))
 _HAS_DOCUMENTS = exists().where(NoticeDocument.notice_id == Notice.id).label("has_documents")
 _ROW = (*Notice.__table__.columns, _HAS_DOCUMENTS)
 _MARK_DELIVERED_VALUES = {
@@ -207,7 +209,8 @@ async def _insert(
     )  # fmt: skip
     # Signed once, here, so that pulls stay cheap.
     notice.signature = sign_jws(canonical_content(notice, list(docs)), typ=NOTICE_TYP)
-    await _INSERT_NOTICE.execute(session, notice.model_dump(exclude={"seq", "tx"}))
+    await _INSERT_NOTICE.execute(session, notice.model_dump(exclude={"seq", "position"}))
+    session.info[PENDING] = True  # wake the sequencer once this commits
     if docs:
         session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
     await webhooks.enqueue(session=session, notice=notice)
@@ -456,14 +459,15 @@ def _pull_statement(principal: Principal, box: str, filters: PullFilter, after: 
         stmt = (
             select(*_ROW)
             .where(own == bindparam("org"), notices_visible_to(principal, org=bindparam("org")))
-            .order_by(Notice.tx, Notice.seq)
+            .order_by(Notice.position)
             .limit(bindparam("limit"))
         )
+        # Only positioned notices: a notice without a position yet may still get one below nothing handed out so
+        # far, but never below a position already visible (see app/services/sequencer.py).
         if after:
-            stmt = stmt.where(
-                tuple_(Notice.tx, Notice.seq)
-                > tuple_(bindparam("after_tx", type_=BigInteger), bindparam("after_seq", type_=BigInteger))
-            )
+            stmt = stmt.where(Notice.position > bindparam("after", type_=BigInteger))
+        else:
+            stmt = stmt.where(Notice.position.is_not(None))
         if filters.kind:
             stmt = stmt.where(Notice.kind == bindparam("kind"))
         if filters.member_card_no:
@@ -475,10 +479,7 @@ def _pull_statement(principal: Principal, box: str, filters: PullFilter, after: 
         if filters.overdue is not None:
             late = (Notice.due_date < bindparam("today")) & (Notice.status != NoticeStatus.answered.value)
             stmt = stmt.where(late if filters.overdue else ~late | Notice.due_date.is_(None))
-        # On PostgreSQL only notices whose transactions, and every older one, have finished: a later commit can
-        # never land behind a cursor already handed out, so incremental pulls neither miss nor repeat.
-        finished = Notice.tx < func.txid_snapshot_xmin(func.txid_current_snapshot())
-        return Prepared(stmt, postgresql=stmt.where(finished))
+        return Prepared(stmt)
 
     shape = (box, bool(filters.kind), bool(filters.member_card_no), bool(filters.status), bool(filters.since))
     return prepared(("pull", *shape, filters.overdue, after), build)
@@ -490,15 +491,16 @@ async def _pull(
     principal: Principal,
     box: str,
     filters: PullFilter,
-    after: tuple[int, int] | None,
+    after: tuple[int, ...] | None,
     limit: int,
 ) -> list[SimpleNamespace]:
-    stmt = _pull_statement(principal, box, filters, after is not None)
+    await sequencer.catch_up(session)
+    position = await _position_after(session, after)
+    stmt = _pull_statement(principal, box, filters, position is not None)
     params = {
         "org": principal.org_code,
         "limit": limit,
-        "after_tx": after[0] if after else None,
-        "after_seq": after[1] if after else None,
+        "after": position,
         "kind": filters.kind,
         "member_card_no": filters.member_card_no,
         "status": filters.status,
@@ -508,22 +510,37 @@ async def _pull(
     return _rows(await stmt.fetch(session, params))
 
 
+async def _position_after(session: AsyncSession, after: tuple[int, ...] | None) -> int | None:
+    """The position a cursor stands at. A cursor is `(position,)`; one handed out before positions existed is
+    `(tx, seq)` of the last notice returned, and the migration numbered notices in exactly that order, so that
+    notice's position continues it. A cursor naming no notice is refused: pull from the start."""
+    if after is None or len(after) == 1:
+        return after[0] if after else None
+    row = await _LEGACY_POSITION.fetchrow(session, {"seq": after[1]})
+    if row is None or row["position"] is None:
+        raise BadRequest(
+            "Con trỏ phân trang (cursor) cũ không còn dùng được; hãy kéo lại từ đầu (không gửi cursor).",
+            code="cursor_outdated",
+        )
+    return row["position"]
+
+
 async def inbox(
-    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, int] | None, limit: int
-) -> list[tuple[Notice, tuple[int, int]]]:
-    """Notices addressed to the caller's committee, oldest first, from the cursor on; records first delivery."""
+    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
+) -> list[tuple[Notice, tuple[int]]]:
+    """Notices addressed to the caller's committee, in position order, from the cursor on; records first delivery."""
     rows = await _pull(session=session, principal=principal, box="inbox", filters=filters, after=after, limit=limit)
-    cursors = [(n.tx, n.seq) for n in rows]
+    cursors = [(n.position,) for n in rows]
     await _mark_delivered(session, rows)
     return list(zip(rows, cursors, strict=True))
 
 
 async def outbox(
-    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, int] | None, limit: int
-) -> list[tuple[Notice, tuple[int, int]]]:
-    """Notices the caller's committee sent, oldest first, from the cursor on."""
+    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
+) -> list[tuple[Notice, tuple[int]]]:
+    """Notices the caller's committee sent, in position order, from the cursor on."""
     rows = await _pull(session=session, principal=principal, box="outbox", filters=filters, after=after, limit=limit)
-    return [(n, (n.tx, n.seq)) for n in rows]
+    return [(n, (n.position,)) for n in rows]
 
 
 async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> SimpleNamespace:

@@ -1,0 +1,144 @@
+"""Positions for notices: the order in which pulls hand them out, in commit order, without transaction ids.
+
+A notice commits without a position. The sequencer, one at a time per database (a PostgreSQL advisory
+transaction lock, scoped to the database; SQLite is single-writer already), numbers the committed notices it finds
+without a position: `max(position) + 1, + 2, …` in `seq` order, in batches, in a short transaction of its own.
+Because only one sequencer runs at a time and it reads `max(position)` after taking the lock (so after the previous
+sequencer committed), positions are gapless and increasing, and a position, once visible, never gets a smaller
+neighbour later. Pulls return only positioned notices, ordered by position: a cursor (the last position handed out)
+never skips a notice that becomes visible later, and never repeats one.
+
+Who runs it, so that a notice is pullable a few milliseconds after its push answered 201:
+- each service process runs one in the background (`run`), woken right after a transaction that inserted notices
+  commits in that process (a SQLAlchemy `after_commit` hook), and every `sequencer_interval_seconds` for notices
+  written by other means (a process that died between its commit and its wake-up, a restore);
+- a pull sequences inline, in its own transaction (whose commit publishes the positions), when this process has
+  committed notices the background sequencer has not numbered yet (in tests, where no background task runs; in
+  production rarely), with a try-lock on PostgreSQL so that a pull never waits for another sequencer.
+
+Nothing here depends on transaction ids or on other databases of the server, and a restored database keeps its
+positions (they are plain column values).
+"""
+
+import asyncio
+import logging
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from app.config import settings
+
+log = logging.getLogger("app.sequencer")
+
+_LOCK = 0x4D58_5345_5155_454E  # advisory lock id ("MXSEQUEN"): one sequencer at a time in this database
+BATCH = 1000
+PENDING = "mx_notices_pending"  # session.info key: this transaction inserted notices
+
+# The notices without a position, oldest first, numbered after the highest position. Rows a concurrent
+# transaction has locked (an acknowledgement of a fresh notice) are skipped and numbered in the next round.
+_POSTGRES = text(
+    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
+    "batch AS (SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit FOR UPDATE SKIP LOCKED), "
+    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM batch) "
+    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
+)
+_SQLITE = text(
+    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
+    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM "
+    "(SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit)) "
+    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
+)
+
+
+async def sequence(session: AsyncSession, *, wait: bool = True, batch: int = BATCH) -> int | None:
+    """Number one batch in the session's transaction (the caller commits); None when another sequencer holds the
+    lock and `wait` is false."""
+    if session.bind.dialect.name == "postgresql":
+        if wait:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+        elif not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK}):
+            return None
+        result = await session.execute(_POSTGRES, {"limit": batch})
+    else:
+        result = await session.execute(_SQLITE, {"limit": batch})
+    return result.rowcount
+
+
+class Sequencer:
+    """The process's sequencer: its wake-up signal and whether it has work it knows of."""
+
+    def __init__(self) -> None:
+        self.pending = False  # this process committed notices that may not be numbered yet
+        self._wake: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """A transaction of this process committed new notices."""
+        self.pending = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def catch_up(self, session: AsyncSession) -> None:
+        """Before a pull, in its transaction: number what this process committed, if the background sequencer has
+        not yet. Never waits for another sequencer (it is numbering right now; the pull sees that a moment later)."""
+        if not self.pending:
+            return
+        self.pending = False
+        try:
+            numbered = await sequence(session, wait=False)
+        except Exception:
+            self.pending = True
+            raise
+        if numbered is None or numbered == BATCH:
+            self.pending = True  # busy elsewhere, or more to do: the background sequencer (or the next pull) goes on
+
+    async def run_once(self, sessions: async_sessionmaker) -> int:
+        total = 0
+        while True:
+            async with sessions() as session:
+                numbered = await sequence(session)
+                await session.commit()
+            total += numbered or 0
+            if (numbered or 0) < BATCH:
+                return total
+
+    async def run(self, *, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+        """Background loop: number new notices as soon as this process commits some, and now and then anyway."""
+        self._wake = wake = asyncio.Event()
+        try:
+            while not stop.is_set():
+                wake.clear()
+                self.pending = False
+                try:
+                    await self.run_once(sessions)
+                except Exception:
+                    self.pending = True  # retried after the interval, not at once (the database may be gone)
+                    log.warning("sequencing notices failed; retrying", exc_info=True)
+                else:
+                    if self.pending:
+                        continue
+                waiter = asyncio.ensure_future(wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=settings.sequencer_interval_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            self._wake = None
+
+
+sequencer = Sequencer()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(PENDING, False):
+        sequencer.notify()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
