@@ -155,6 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         access_log=False,
         proxy_headers=False,
+        server_header=False,  # no "server: uvicorn": nothing to tell a scanner which stack answers
         log_config=None,
     )
 

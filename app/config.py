@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     reminder_interval_seconds: int = Field(default=7 * 86_400, ge=60, description="at most one reminder per request")
     reminder_check_seconds: float = Field(default=3600, gt=0)
 
+    docs_enabled: bool = Field(default=True, description="serve Swagger UI at /docs (Khối staff work there)")
+
     trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
     log_level: str = "INFO"
     demo_accounts: bool = Field(default=False, description="create the documented demo accounts on start")

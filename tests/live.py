@@ -31,6 +31,7 @@ def serve(port: int | None = None, **env: str) -> tuple[subprocess.Popen, str]:
             "--port",
             str(port),
             "--no-access-log",
+            "--no-server-header",
         ],
         cwd=ROOT,
         env={**os.environ, "MX_LOG_LEVEL": "WARNING", **env},
