@@ -213,7 +213,7 @@ async def test_a_supplier_signature_is_verified_against_that_committees_register
         "/api/v1/supplier-keys", json={"jwk": {**json.loads(khoi_key.export_public()), "kid": "khoi-2026"}}
     )
     assert_problem(
-        await upload(clerk, content, signature=_detached(khoi_key, "khoi-2026", sha)), 422, "signature_key_not_supplier"
+        await upload(clerk, content, signature=_detached(khoi_key, "khoi-2026", sha)), 422, "signature_key_unknown"
     )
     assert_problem(await upload(clerk, content, signature="not-a-jws"), 422, "signature_invalid")
     # Revoked keys verify nothing new.

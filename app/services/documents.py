@@ -151,11 +151,12 @@ async def _check_signature(*, session: AsyncSession, principal: Principal, token
     kid = header.get("kid")
     if header.get("alg") != "ES256" or not isinstance(kid, str) or len(kid) > 128:
         raise Unprocessable("Chữ ký phải là JWS ES256 có 'kid'.", code="signature_invalid")
-    key = await session.get(SupplierKey, kid)
+    # Only the supplying committee's own keys: a kid is that committee's name for its key.
+    key = await session.get(SupplierKey, (principal.org_code, kid))
     if key is None or key.revoked_at is not None:
-        raise Unprocessable("Không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown")
-    if key.org_code != principal.org_code:
-        raise Unprocessable("Khóa ký thuộc tổ chức khác, không phải bên cung cấp.", code="signature_key_not_supplier")
+        raise Unprocessable(
+            "Tổ chức cung cấp không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown"
+        )
     parts = token.split(".")
     if len(parts) != 3:
         raise Unprocessable("Chữ ký phải là JWS dạng compact.", code="signature_invalid")
@@ -348,8 +349,8 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
     kid = key.get("kid") or base64.urlsafe_b64encode(thumb).rstrip(b"=").decode()
     if not isinstance(kid, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
         raise Unprocessable("kid không hợp lệ.", code="invalid_key")
-    if await session.get(SupplierKey, kid) is not None:
-        raise Conflict("Đã có khóa với kid này.", code="key_exists")
+    if await session.get(SupplierKey, (principal.org_code, kid)) is not None:
+        raise Conflict("Tổ chức đã có khóa với kid này.", code="key_exists")
     row = SupplierKey(
         kid=kid,
         org_code=principal.org_code,
@@ -367,8 +368,8 @@ async def list_keys(*, session: AsyncSession, principal: Principal) -> list[Supp
 
 
 async def revoke_key(*, session: AsyncSession, principal: Principal, kid: str) -> SupplierKey:
-    key = await session.get(SupplierKey, kid)
-    if key is None or key.org_code != principal.org_code:
+    key = await session.get(SupplierKey, (principal.org_code, kid))
+    if key is None:
         raise NotFound("Không tìm thấy khóa.", code="key_not_found")
     key.revoked_at = key.revoked_at or utcnow()
     await session.flush()
