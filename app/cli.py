@@ -84,6 +84,31 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_create_account(data)), ensure_ascii=False))
 
 
+async def _rotate_secret(login: str) -> dict:
+    from sqlalchemy import select
+
+    from app.db import db
+    from app.models.account import Account
+    from app.services.accounts import rotate_secret
+
+    async with db.sessions() as session:
+        account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+        if account is None:
+            raise SystemExit(f"no account with login {login!r}")
+        secret = await rotate_secret(session=session, account=account)
+        await session.commit()
+        out = AccountPublic.of(account).model_dump(mode="json")
+    await db.engine.dispose()
+    out["secret"] = secret
+    if account.kind == AccountKind.client:
+        out["client_id"], out["client_secret"] = account.login, secret
+    return out
+
+
+def cmd_rotate_secret(args: argparse.Namespace) -> None:
+    print(json.dumps(asyncio.run(_rotate_secret(args.login)), ensure_ascii=False))
+
+
 async def _rotate() -> dict:
     from app.db import db
     from app.services.keys import rotate_keys
@@ -180,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--full-name")
     p.add_argument("--position")
     p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser(
+        "rotate-secret", help="new password or client secret for an account (printed once); its older tokens end"
+    )
+    p.add_argument("--login", required=True, help="the staff login or the client_id")
+    p.set_defaults(func=cmd_rotate_secret)
 
     p = sub.add_parser("rotate-keys", help="add a new signing key; older keys verify until their tokens expire")
     p.set_defaults(func=cmd_rotate_keys)

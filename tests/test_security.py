@@ -1,5 +1,6 @@
 """Security hardening: what an attacker holding a committee's credentials must not be able to do."""
 
+import asyncio
 import base64
 import json
 
@@ -103,3 +104,187 @@ def test_the_service_is_started_without_a_server_header(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
     cli.cmd_serve(argparse.Namespace(demo=False, host="127.0.0.1", port=0, workers=1))
     assert seen["server_header"] is False
+
+
+# ---- logins, throttling, tokens ---------------------------------------------------------------------------
+
+TOKEN = "/api/v1/auth/token"
+ORGS = "/api/v1/organizations"
+
+
+def _from(address: str) -> httpx.AsyncClient:
+    from app.main import app
+
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def _grant(spec, secret=None) -> dict:
+    if spec.kind == "client":
+        return {"grant_type": "client_credentials", "client_id": spec.login, "client_secret": secret or spec.secret}
+    return {"grant_type": "password", "username": spec.login, "password": secret or spec.secret}
+
+
+async def test_concurrent_guesses_evaluate_at_most_the_limit(client):
+    """14 grants at once, 13 wrong and the right one at index 10: the throttle is reserved before any check."""
+    spec = ACCOUNTS["khoi_clerk"]
+    forms = [_grant(spec, "wrong-guess") for _ in range(14)]
+    forms[10] = _grant(spec)
+    responses = await asyncio.gather(*(client.post(TOKEN, data=f) for f in forms))
+    statuses = [r.status_code for r in responses]
+    evaluated = [s for s in statuses if s in (200, 401)]
+    assert len(evaluated) <= 5, statuses
+    assert set(statuses) <= {200, 401, 429}, statuses
+
+
+async def test_a_stranger_cannot_lock_the_owner_out_of_its_usual_address(client):
+    spec = ACCOUNTS["ba_dinh_system"]
+    assert (await client.post(TOKEN, data=_grant(spec))).status_code == 200  # its usual address
+    statuses = []
+    for i in range(5):  # five addresses, each guessing until it is throttled there
+        async with _from(f"203.0.113.{i + 1}") as stranger:
+            for _ in range(6):
+                statuses.append((await stranger.post(TOKEN, data=_grant(spec, "guess"))).status_code)
+    assert statuses.count(401) <= 20 and 429 in statuses, "guessing is slowed"
+    r = await client.post(TOKEN, data=_grant(spec))
+    assert r.status_code == 200, r.text
+    # From an address this client never used, the per-login cap applies while the guessing goes on.
+    async with _from("198.51.100.7") as elsewhere:
+        assert_problem(await elsewhere.post(TOKEN, data=_grant(spec)), 429, "login_throttled")
+
+
+async def test_tokens_issued_to_one_account_are_capped(client, monkeypatch):
+    from app.config import settings
+
+    monkeypatch.setattr(settings, "login_max_tokens_per_account", 3)
+    spec = ACCOUNTS["ba_dinh_system"]
+    for _ in range(3):
+        assert (await client.post(TOKEN, data=_grant(spec))).status_code == 200
+    r = await client.post(TOKEN, data=_grant(spec))
+    assert_problem(r, 429, "token_rate_limited")
+    assert int(r.headers["retry-after"]) > 0
+
+
+async def test_logins_do_not_hold_the_event_loop(client, party, monkeypatch):
+    """Argon2 at production cost for a dozen logins at once: a pull started with them is not kept waiting."""
+    from argon2 import PasswordHasher
+    from sqlalchemy import update
+
+    from app.config import settings
+    from app.db import db
+    from app.models.account import Account
+
+    monkeypatch.setattr(settings, "login_max_failures_per_username", 100)
+    spec = ACCOUNTS["khoi_clerk"]
+    ba_dinh = await party("ba_dinh_system")
+    heavy = await asyncio.to_thread(PasswordHasher(time_cost=3, memory_cost=65536).hash, spec.secret)
+    async with db.sessions() as s:
+        await s.execute(update(Account).where(Account.login == spec.login).values(secret_hash=heavy))
+        await s.commit()
+    finished: list[str] = []
+
+    async def login(i):
+        r = await client.post(TOKEN, data=_grant(spec))
+        finished.append(f"login{i}:{r.status_code}")
+
+    async def pull():
+        await asyncio.sleep(0)
+        r = await ba_dinh.get("/api/v1/notices/inbox")
+        finished.append(f"pull:{r.status_code}")
+
+    try:
+        await asyncio.gather(*(login(i) for i in range(12)), pull())
+    finally:
+        from tests.helpers import hash_secret
+
+        async with db.sessions() as s:
+            await s.execute(
+                update(Account).where(Account.login == spec.login).values(secret_hash=hash_secret(spec.secret))
+            )
+            await s.commit()
+    assert "pull:200" in finished and finished[-1] != "pull:200", finished
+    assert finished.index("pull:200") < len(finished) - 6, finished
+
+
+async def test_rotating_a_secret_ends_older_tokens(client, party):
+    admin = await party("ba_dinh_admin")
+    created = (
+        await admin.post("/api/v1/accounts", json={"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"]})
+    ).json()
+    old = (await client.post(TOKEN, data={"grant_type": "client_credentials", "client_id": created["login"], "client_secret": created["secret"]})).json()["access_token"]  # fmt: skip
+    assert (await client.get(ORGS, headers={"Authorization": f"Bearer {old}"})).status_code == 200
+    r = await admin.post(f"/api/v1/accounts/{created['id']}/rotate-secret")
+    assert r.status_code == 200, r.text
+    new_secret = r.json()["secret"]
+    assert new_secret != created["secret"]
+    assert_problem(await client.get(ORGS, headers={"Authorization": f"Bearer {old}"}), 401, "token_revoked")
+    form = {"grant_type": "client_credentials", "client_id": created["login"]}
+    assert_problem(await client.post(TOKEN, data={**form, "client_secret": created["secret"]}), 401)
+    r = await client.post(TOKEN, data={**form, "client_secret": new_secret})
+    assert r.status_code == 200, r.text
+    fresh = r.json()["access_token"]
+    assert (await client.get(ORGS, headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
+    # Another committee's admin cannot rotate it.
+    other = await party("cau_giay_admin")
+    assert_problem(await other.post(f"/api/v1/accounts/{created['id']}/rotate-secret"), 404, "account_not_found")
+
+
+def test_the_operator_rotates_a_secret_from_the_command_line(capsys):
+    from app import cli
+
+    spec = ACCOUNTS["cau_giay_system"]
+    cli.main(["rotate-secret", "--login", spec.login])
+    out = json.loads(capsys.readouterr().out)
+    assert out["client_id"] == spec.login and out["client_secret"] and out["client_secret"] != spec.secret
+    asyncio.run(_restore_secret(spec))
+
+
+async def _restore_secret(spec) -> None:
+    from sqlalchemy import update
+
+    from app.db import db
+    from app.models.account import Account
+    from tests.helpers import hash_secret
+
+    async with db.sessions() as s:
+        await s.execute(
+            update(Account)
+            .where(Account.login == spec.login)
+            .values(secret_hash=hash_secret(spec.secret), tokens_valid_after=None)
+        )
+        await s.commit()
+    await db.engine.dispose()
+
+
+# ---- names that belong to other committees ----------------------------------------------------------------
+
+
+async def test_a_district_admin_cannot_learn_other_committees_logins(party):
+    admin = await party("ba_dinh_admin")
+    body = {"kind": "user", "org_code": "ba-dinh", "roles": ["clerk"]}
+    taken = await admin.post("/api/v1/accounts", json={**body, "username": ACCOUNTS["khoi_auditor"].login})
+    free = await admin.post("/api/v1/accounts", json={**body, "username": "no.such.login"})
+    assert_problem(taken, 422, "login_prefix_required")
+    assert_problem(free, 422, "login_prefix_required")
+    assert taken.json()["detail"] == free.json()["detail"], "an existing login looks like any other"
+    assert (await admin.post("/api/v1/accounts", json={**body, "username": "ba-dinh.le.van.c"})).status_code == 201
+
+
+async def test_supplier_key_ids_belong_to_their_committee(party):
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    ba_dinh = await party("ba_dinh_admin")
+    cau_giay = await party("cau_giay_admin")
+    # Ba Đình takes the id Cầu Giấy will want; Cầu Giấy still registers its own key under it.
+    assert (
+        await ba_dinh.post("/api/v1/supplier-keys", json={"jwk": {**jwk, "kid": "cau-giay-2027"}})
+    ).status_code == 201
+    r = await cau_giay.post("/api/v1/supplier-keys", json={"jwk": {**jwk, "kid": "cau-giay-2027"}})
+    assert r.status_code == 201, r.text
+    assert (await cau_giay.delete("/api/v1/supplier-keys/cau-giay-2027")).json()["org_code"] == "cau-giay"
+    ba_dinh_keys = (await (await party("ba_dinh_system")).get("/api/v1/supplier-keys")).json()["items"]
+    assert [(k["kid"], k["revoked_at"]) for k in ba_dinh_keys] == [("cau-giay-2027", None)], "its own key is untouched"
