@@ -118,6 +118,11 @@ async def _forgive(*, own: AsyncSession, login: str, address: str, keys: list[st
 async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, secret: str) -> Account | None:
     """The enabled account these credentials belong to, or None (same cost either way, off the event loop)."""
     account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+    if account is not None:
+        session.expunge(account)
+    # No transaction is held while Argon2 runs (on SQLite it would hold the write lock); what follows uses
+    # transactions of its own.
+    await session.rollback()
     valid = await verify_secret_async(account.secret_hash if account else None, secret)
     if not valid or account is None or account.kind != kind.value or account.disabled_at is not None:
         return None
@@ -133,10 +138,6 @@ async def login(
         raise InvalidCredentials("Thiếu tên đăng nhập hoặc mật khẩu.", oauth_error="invalid_request")
     keys = await reserve_attempt(login=login, address=address)
     account = await authenticate(session=session, kind=kind, login=login, secret=secret)
-    if account is not None:
-        session.expunge(account)
-    # Own transactions below; end the request's read-only one first so SQLite's single writer is free.
-    await session.rollback()
     if account is None:
         raise InvalidCredentials(oauth_error="invalid_client" if kind == AccountKind.client else "invalid_grant")
     async with db.sessions() as own:
