@@ -208,14 +208,14 @@ async def test_rotating_a_secret_ends_older_tokens(client, party):
     created = (
         await admin.post("/api/v1/accounts", json={"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"]})
     ).json()
-    old = (await client.post(TOKEN, data={"grant_type": "client_credentials", "client_id": created["login"], "client_secret": created["secret"]})).json()["access_token"]  # fmt: skip
+    form = {"grant_type": "client_credentials", "client_id": created["login"]}
+    old = (await client.post(TOKEN, data={**form, "client_secret": created["secret"]})).json()["access_token"]
     assert (await client.get(ORGS, headers={"Authorization": f"Bearer {old}"})).status_code == 200
     r = await admin.post(f"/api/v1/accounts/{created['id']}/rotate-secret")
     assert r.status_code == 200, r.text
     new_secret = r.json()["secret"]
     assert new_secret != created["secret"]
     assert_problem(await client.get(ORGS, headers={"Authorization": f"Bearer {old}"}), 401, "token_revoked")
-    form = {"grant_type": "client_credentials", "client_id": created["login"]}
     assert_problem(await client.post(TOKEN, data={**form, "client_secret": created["secret"]}), 401)
     r = await client.post(TOKEN, data={**form, "client_secret": new_secret})
     assert r.status_code == 200, r.text

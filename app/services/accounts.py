@@ -11,7 +11,7 @@ from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models.account import Account, AccountCreate, AccountKind, Role
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import hash_secret, hash_secret_async, new_secret
+from app.security import hash_secret_async, new_secret
 from app.services.organizations import get_organization
 
 
@@ -124,7 +124,9 @@ async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
     return secret
 
 
-async def rotate_managed_secret(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> tuple[Account, str]:
+async def rotate_managed_secret(
+    *, session: AsyncSession, principal: Principal, account_id: uuid.UUID
+) -> tuple[Account, str]:
     """An admin rotates the secret of an account it manages."""
     account = await get_account(session=session, principal=principal, account_id=account_id)
     return account, await rotate_secret(session=session, account=account)

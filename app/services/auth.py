@@ -81,7 +81,8 @@ async def reserve_attempt(*, login: str, address: str) -> list[str]:
     window = timedelta(seconds=settings.login_window_seconds)
     async with db.sessions() as own:
         usual = await own.get(LoginThrottle, _usual_key(login, address))
-        is_usual = usual is not None and usual.window_started_at > now - timedelta(days=settings.login_usual_address_days)
+        usual_since = now - timedelta(days=settings.login_usual_address_days)
+        is_usual = usual is not None and usual.window_started_at > usual_since
         keys = throttle_keys(login, address) + ([] if is_usual else [_login_key(login)])
         retry = 0
         for key, limit in keys:
@@ -111,7 +112,9 @@ async def _forgive(*, own: AsyncSession, login: str, address: str, keys: list[st
     await own.execute(
         _upsert(own)(LoginThrottle)
         .values(key=usual, failures=0, window_started_at=now)
-        .on_conflict_do_update(index_elements=[LoginThrottle.key], set_={"window_started_at": literal(now, UTCDateTime)})
+        .on_conflict_do_update(
+            index_elements=[LoginThrottle.key], set_={"window_started_at": literal(now, UTCDateTime)}
+        )
     )
 
 

@@ -62,7 +62,10 @@ def _unseal(token: str) -> str:
 # ---- the address guard (SSRF) -----------------------------------------------------------------------------
 
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_INVALID_URL = "URL phải có dạng https://máy-chủ[:cổng]/đường-dẫn (chỉ ký tự ASCII, không khoảng trắng hay ký tự điều khiển, cổng 1–65535, không kèm thông tin đăng nhập)."
+_INVALID_URL = (
+    "URL phải có dạng https://máy-chủ[:cổng]/đường-dẫn: chỉ ký tự ASCII (tên miền quốc tế viết dạng punycode), "
+    "không khoảng trắng hay ký tự điều khiển, cổng 1–65535, không kèm thông tin đăng nhập."
+)
 
 
 def _valid_host(host: str) -> bool:
@@ -349,11 +352,15 @@ async def _send(client: httpx.AsyncClient, sub: Subscription, delivery: Delivery
         outcome["error"] = "timeout"
     except httpx.HTTPError as exc:
         outcome["error"] = type(exc).__name__
-    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this delivery's outcome, never the batch's
+    except Exception as exc:  # whatever goes wrong is this delivery's outcome, never the batch's
         log.warning("delivery %s: %s", delivery.id, type(exc).__name__, exc_info=True)
         outcome["error"] = type(exc).__name__[:100]
     outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
     return outcome
+
+
+def _failed(error: str) -> dict:
+    return {"status_code": None, "error": error[:100], "retry_after": None, "duration_ms": 0}
 
 
 def _next_attempt(attempt: int, retry_after: timedelta | None) -> datetime | None:
@@ -395,10 +402,7 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
         }
         await session.commit()
     outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due), return_exceptions=True)
-    outcomes = [
-        o if isinstance(o, dict) else {"status_code": None, "error": type(o).__name__, "retry_after": None, "duration_ms": 0}
-        for o in outcomes
-    ]
+    outcomes = [o if isinstance(o, dict) else _failed(type(o).__name__) for o in outcomes]
     async with sessions() as session:
         for d, outcome in zip(due, outcomes, strict=True):
             await _record(session, d, subs[d.subscription_id], outcome)
