@@ -285,3 +285,43 @@ async def test_supplier_key_ids_belong_to_their_committee(party):
     assert (await cau_giay.delete("/api/v1/supplier-keys/cau-giay-2027")).json()["org_code"] == "cau-giay"
     ba_dinh_keys = (await (await party("ba_dinh_system")).get("/api/v1/supplier-keys")).json()["items"]
     assert [(k["kid"], k["revoked_at"]) for k in ba_dinh_keys] == [("cau-giay-2027", None)], "its own key is untouched"
+
+
+# ---- documents that would run or render on the recipient's computer ---------------------------------------
+
+HTA = b'<html><head><hta:application id="x"/><script language="VBScript">CreateObject("WScript.Shell").Run "calc"</script></head></html>'  # noqa: E501
+ACTIVE_UPLOADS = [
+    ("bien-ban.hta", HTA, "active_content_refused"),
+    ("bien-ban.html", b"<!DOCTYPE html><p>Bi\xc3\xaan b\xe1\xba\xa3n</p>", "active_content_refused"),
+    ("bien-ban.htm", b"Bien ban", "active_content_refused"),
+    ("chay.bat", b"@echo off\r\ndel /q C:\\*\r\n", "active_content_refused"),
+    ("chay.cmd", b"echo hi\r\n", "active_content_refused"),
+    ("hinh.svg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "active_content_refused"),
+    ("tep.js", b"alert(document.cookie)\n", "active_content_refused"),
+    ("tep.vbs", b'MsgBox "x"\n', "active_content_refused"),
+    ("tep.ps1", b"Get-ChildItem\n", "active_content_refused"),
+    ("tep.exe", b"not really a program\n", "active_content_refused"),
+    ("bien-ban.hta.txt", b"Bien ban\n", "active_content_refused"),
+    ("bien-ban.pdf", b"<html><body><script>alert(1)</script></body></html>", "active_content_refused"),
+    ("ghi-chu.txt", b"Ghi chu\n<script>alert(1)</script>\n", "active_content_refused"),
+    ("ghi-chu.txt", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "active_content_refused"),
+    ("ghi-chu.txt", b"#!/bin/sh\nrm -rf /\n", "active_content_refused"),
+    ("ghi-chu.txt", b'Set s = CreateObject("WScript.Shell")\n', "active_content_refused"),
+    ("bien-ban.pdf", "Biên bản họp chi bộ\n".encode(), "extension_mismatch"),
+    ("bien-ban", "Biên bản họp chi bộ\n".encode(), "extension_mismatch"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "code"), ACTIVE_UPLOADS, ids=[n for n, _, _ in ACTIVE_UPLOADS])
+async def test_script_markup_and_mislabelled_files_are_refused(party, name, content, code):
+    officer = await party("khoi_officer")
+    r = await officer.post("/api/v1/documents", files={"file": (name, content, "application/pdf")})
+    assert_problem(r, 415, code)
+
+
+async def test_plain_text_is_accepted_as_txt(party):
+    officer = await party("khoi_officer")
+    text = "Biên bản: đảng viên sinh hoạt đầy đủ; điểm 9/10 (a < b).\n".encode()
+    r = await officer.post("/api/v1/documents", files={"file": ("bien-ban.txt", text, "text/plain")})
+    assert r.status_code == 201, r.text
+    assert r.json()["media_type"] == "text/plain" and r.json()["file_name"] == "bien-ban.txt"

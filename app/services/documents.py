@@ -49,6 +49,28 @@ ALLOWED_TYPES = {
     "image/png": "PNG",
     "text/plain": "văn bản thuần",
 }
+# The file name's extension must agree with the type found in the content (plain text only as .txt).
+EXTENSIONS = {
+    "application/pdf": {"pdf"},
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": {"docx"},
+    "application/vnd.oasis.opendocument.text": {"odt"},
+    "image/jpeg": {"jpg", "jpeg"},
+    "image/png": {"png"},
+    "text/plain": {"txt"},
+}
+# Names that a recipient's computer would run or render, wherever they appear in the name ("x.hta.txt").
+FORBIDDEN_EXTENSIONS = frozenset(
+    "hta htm html xhtml xht shtml mht mhtml svg svgz xml xsl xslt js jse mjs vbs vbe wsf wsh wsc sct bat cmd com "
+    "exe dll scr pif cpl msi msp msc lnk url reg inf ps1 psm1 psd1 ps1xml sh bash zsh csh py pyw pl rb php jar "
+    "class jnlp appref-ms application gadget hlp chm swf iso img vhd vhdx docm dotm xlsm pptm".split()
+)
+# Content that a browser or a shell would treat as markup or a script, whatever the upload says it is.
+_ACTIVE_MARKERS = re.compile(
+    rb"<\s*(?:!doctype|html|head|body|script|svg|iframe|frame|object|embed|meta|link|style|img|form|base|"
+    rb"hta:application|job|package|xml|\?xml|\?php|%)|javascript:|vbscript:|\bcreateobject\s*\(|\bwscript\.",
+    re.IGNORECASE,
+)
+_SCRIPT_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:#!|@echo\b|<#|param\s*\()", re.IGNORECASE)
 HEAD_BYTES = 8192
 
 store = FileBlobStore(settings.blob_dir)
@@ -86,6 +108,30 @@ def sniff(head: bytes) -> str | None:
         if exc.start < len(head) - 3:  # a multi-byte character cut at the end of the sample is fine
             return None
     return "text/plain"
+
+
+def looks_active(head: bytes) -> bool:
+    """Plain text that is really HTML, SVG, XML or a script (checked on the first 8 KB)."""
+    return bool(_ACTIVE_MARKERS.search(head) or _SCRIPT_START.match(head))
+
+
+def check_name_and_type(file_name: str, media_type: str, head: bytes) -> None:
+    """Refuse executable, script and markup files, and a name whose extension disagrees with the content."""
+    parts = file_name.casefold().split(".")
+    if any(p.strip() in FORBIDDEN_EXTENSIONS for p in parts[1:]) or (
+        media_type == "text/plain" and looks_active(head)
+    ):
+        raise UnsupportedMediaType(
+            "Không nhận tệp có thể chạy hoặc hiển thị như trang web (script, HTML, SVG, tệp thực thi).",
+            code="active_content_refused",
+        )
+    extension = parts[-1] if len(parts) > 1 else ""
+    if extension not in EXTENSIONS[media_type]:
+        expected = ", ".join(f".{e}" for e in sorted(EXTENSIONS[media_type]))
+        raise UnsupportedMediaType(
+            f"Phần mở rộng của tên tệp không khớp với nội dung ({ALLOWED_TYPES[media_type]}: {expected}).",
+            code="extension_mismatch",
+        )
 
 
 def clean_file_name(name: str) -> str:
@@ -203,6 +249,8 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
             f"Loại tệp không được chấp nhận (kiểm tra theo nội dung). Được phép: {allowed}.",
             code="unsupported_document_type",
         )
+    file_name = clean_file_name(upload.file_name)
+    check_name_and_type(file_name, media_type, head)
     kid = None
     if upload.signature:
         kid = await _check_signature(session=session, principal=principal, token=upload.signature, sha256=sha256)
@@ -227,7 +275,7 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
         attester_name=attester.full_name or attester.login,
         attester_position=attester.position or "",
         attestation=ATTESTATION,
-        file_name=clean_file_name(upload.file_name),
+        file_name=file_name,
         media_type=media_type,
         size=size,
         sha256=sha256,
