@@ -325,3 +325,52 @@ async def test_plain_text_is_accepted_as_txt(party):
     r = await officer.post("/api/v1/documents", files={"file": ("bien-ban.txt", text, "text/plain")})
     assert r.status_code == 201, r.text
     assert r.json()["media_type"] == "text/plain" and r.json()["file_name"] == "bien-ban.txt"
+
+
+# ---- a member who moved away ------------------------------------------------------------------------------
+
+
+async def test_the_old_district_gets_nothing_new_about_a_member_who_moved_away(party):
+    from tests.exchange import add_member, info_request, member_body, pull_all, push, violation
+
+    khoi = await party("khoi_officer")
+    card = await add_member(khoi, "ba-dinh")
+    doc = await khoi.post("/api/v1/documents", files={"file": ("bien-ban.pdf", _pdf())})
+    assert doc.status_code == 201, doc.text
+    report = await push(khoi, {**violation(card), "document_ids": [doc.json()["id"]]})
+    r = await khoi.put(
+        f"/api/v1/members/{card}",
+        json=member_body("cau-giay", residence_ward="Phường Dịch Vọng", residence_address="Số 3 Trần Thái Tông"),
+    )
+    assert r.status_code == 200, r.text
+    ba_dinh, cau_giay = await party("ba_dinh_system"), await party("cau_giay_system")
+    # The old district learns that the member left, and where to, but not the new ward or address.
+    moves = {
+        name: next(n for n in (await pull_all(p))[0] if n["kind"] == "member.residence_changed")["payload"]
+        for name, p in (("old", ba_dinh), ("new", cau_giay))
+    }
+    assert moves["old"]["to_org"] == "cau-giay" and "new_ward" not in moves["old"] and "new_address" not in moves["old"]
+    assert "Dịch Vọng" not in str(moves["old"]) and "Trần Thái Tông" not in str(moves["old"])
+    assert moves["new"]["new_ward"] == "Phường Dịch Vọng" and moves["new"]["new_address"] == "Số 3 Trần Thái Tông"
+    # Its history stays readable, but it writes nothing more about the member.
+    assert (await ba_dinh.get(f"/api/v1/notices/{report['id']}")).status_code == 200
+    question = {k: v for k, v in info_request(card).items() if k != "member_card_no"}
+    r = await ba_dinh.post(f"/api/v1/notices/{report['id']}/replies", json=question)
+    assert_problem(r, 422, "member_not_in_area")
+    # A corrected version of a document about the member does not reach it.
+    fixed = await khoi.post(
+        f"/api/v1/documents/{doc.json()['id']}/corrections",
+        files={"file": ("bien-ban.pdf", _pdf())},
+        data={"reason": "Sai ngày"},
+    )
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["correction_notices"] == []
+    assert (await ba_dinh.get(f"/api/v1/documents/{doc.json()['id']}/content")).status_code == 200
+    assert_problem(await ba_dinh.get(f"/api/v1/documents/{fixed.json()['id']}/content"), 404)
+    assert not [n for n in (await pull_all(ba_dinh))[0] if n["kind"] == "notice.corrected"]
+
+
+def _pdf() -> bytes:
+    from tests import files
+
+    return files.pdf()

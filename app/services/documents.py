@@ -118,9 +118,7 @@ def looks_active(head: bytes) -> bool:
 def check_name_and_type(file_name: str, media_type: str, head: bytes) -> None:
     """Refuse executable, script and markup files, and a name whose extension disagrees with the content."""
     parts = file_name.casefold().split(".")
-    if any(p.strip() in FORBIDDEN_EXTENSIONS for p in parts[1:]) or (
-        media_type == "text/plain" and looks_active(head)
-    ):
+    if any(p.strip() in FORBIDDEN_EXTENSIONS for p in parts[1:]) or (media_type == "text/plain" and looks_active(head)):
         raise UnsupportedMediaType(
             "Không nhận tệp có thể chạy hoặc hiển thị như trang web (script, HTML, SVG, tệp thực thi).",
             code="active_content_refused",
