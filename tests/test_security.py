@@ -133,7 +133,9 @@ async def test_concurrent_guesses_evaluate_at_most_the_limit(client):
     responses = await asyncio.gather(*(client.post(TOKEN, data=f) for f in forms))
     statuses = [r.status_code for r in responses]
     evaluated = [s for s in statuses if s in (200, 401)]
-    assert len(evaluated) <= 5, statuses
+    # Wrong secrets use up the five slots for good; only a success gives its own slot back (so at most one more
+    # attempt, had the success finished before the others reserved theirs).
+    assert statuses.count(401) <= 5 and len(evaluated) <= 6, statuses
     assert set(statuses) <= {200, 401, 429}, statuses
 
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, delete, literal, select, update
+from sqlalchemy import and_, bindparam, case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,18 +96,16 @@ async def reserve_attempt(*, login: str, address: str) -> list[str]:
 
 
 async def _forgive(*, own: AsyncSession, login: str, address: str, keys: list[str]) -> None:
-    """A success: this login's failures from this address are forgiven, the reservations given back, and the
-    address becomes one this login usually comes from."""
+    """A success gives back its own reservation (failures stay counted for their window: forgiving them would
+    let guesses that run alongside a success be evaluated beyond the limit), and the address becomes one this
+    login usually comes from."""
     now = utcnow()
     for key in keys:
-        if key.startswith("pair:"):
-            await own.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
-        else:
-            await own.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
-                .values(failures=LoginThrottle.failures - 1)
-            )
+        await own.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
+            .values(failures=LoginThrottle.failures - 1)
+        )
     usual = _usual_key(login, address)
     await own.execute(
         _upsert(own)(LoginThrottle)
