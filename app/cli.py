@@ -143,6 +143,31 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_create_account(data)), ensure_ascii=False))
 
 
+async def _rotate_secret(login: str) -> dict:
+    from sqlalchemy import select
+
+    from app.db import db
+    from app.models.account import Account
+    from app.services.accounts import rotate_secret
+
+    async with db.sessions() as session:
+        account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+        if account is None:
+            raise SystemExit(f"no account with login {login!r}")
+        secret = await rotate_secret(session=session, account=account)
+        await session.commit()
+        out = AccountPublic.of(account).model_dump(mode="json")
+    await db.engine.dispose()
+    out["secret"] = secret
+    if account.kind == AccountKind.client:
+        out["client_id"], out["client_secret"] = account.login, secret
+    return out
+
+
+def cmd_rotate_secret(args: argparse.Namespace) -> None:
+    print(json.dumps(asyncio.run(_rotate_secret(args.login)), ensure_ascii=False))
+
+
 async def _rotate() -> dict:
     from app.db import db
     from app.services.keys import rotate_keys
@@ -250,6 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         access_log=False,
         proxy_headers=False,
+        server_header=False,  # no "server: uvicorn": nothing to tell a scanner which stack answers
         log_config=None,
     )
 
@@ -285,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-name", help='full name, e.g. "Nguyễn Thị Lan" (required with --role officer)')
     p.add_argument("--position", help='position, e.g. "Phó Trưởng Ban Tổ chức" (required with --role officer)')
     p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser(
+        "rotate-secret", help="new password or client secret for an account (printed once); its older tokens end"
+    )
+    p.add_argument("--login", required=True, help="the staff login or the client_id")
+    p.set_defaults(func=cmd_rotate_secret)
 
     p = sub.add_parser(
         "rotate-keys",

@@ -44,10 +44,16 @@ class Settings(BaseSettings):
     # Argon2id cost (argon2-cffi's RFC 9106 low-memory profile by default); tests lower it.
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64, description="Argon2 computations at once")
 
+    # Failed logins: per (login, client address); per client address; per login from addresses it never used
+    # successfully before (so a stranger can slow guessing but never lock the owner out of its usual address).
     login_max_failures_per_username: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_max_failures_per_login: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=900, ge=10)
+    login_usual_address_days: int = Field(default=90, ge=1, description="how long a successful address stays usual")
+    login_max_tokens_per_account: int = Field(default=30, ge=1, description="tokens issued per account per window")
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_read_timeout_seconds: float = Field(default=30.0, gt=0, description="a stalled request body gets a 408")
@@ -92,6 +98,8 @@ class Settings(BaseSettings):
     housekeeping_batch_size: int = Field(default=1000, ge=1, le=50_000, description="rows per table per transaction")
     housekeeping_max_batches: int = Field(default=50, ge=1, description="transactions per run at most")
     delivery_retention_days: float = Field(default=30.0, gt=0, description="finished webhook deliveries kept")
+
+    docs_enabled: bool = Field(default=True, description="serve Swagger UI at /docs (Khối staff work there)")
 
     trusted_proxies: str = Field(default="", description="comma-separated addresses/networks of reverse proxies")
     log_level: str = "INFO"

@@ -115,11 +115,13 @@ def create_app() -> FastAPI:
         upload_paths=("/api/v1/documents",),
         max_upload_bytes=settings.max_document_bytes,
         body_timeout=settings.body_read_timeout_seconds,
+        no_store_paths=("/api/v1/auth/token",),
     )
     app.add_middleware(MetricsMiddleware)  # outermost: counts what the layer above refuses, too
     install_error_handlers(app)
-    docs.mount_static(app)
-    app.include_router(docs.router)
+    if settings.docs_enabled:
+        docs.mount_static(app)
+        app.include_router(docs.router)
     routers = (
         health,
         auth,

@@ -27,8 +27,10 @@ class RequestContextMiddleware:
         upload_paths: tuple[str, ...] = (),
         max_upload_bytes: int = 0,
         body_timeout: float = 30.0,
+        no_store_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
+        self.no_store_paths = no_store_paths
         self.body_timeout = body_timeout
         self.max_body_bytes = max_body_bytes
         self.upload_paths = upload_paths
@@ -80,9 +82,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()), *extra_headers]
             await send(message)
 
+        extra_headers = _SECURITY_HEADERS + (_NO_STORE if path in self.no_store_paths else ())
         refusal = _refuse_target(scope)
         try:
             if refusal is not None:
@@ -112,6 +115,11 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
+
+# Every response: a browser never guesses a type other than the declared one (a document served as text/plain
+# stays text). Token responses, success or error, are never cached (RFC 6749 §5.1).
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),)
+_NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 
 MAX_QUERY_BYTES = 8192
 

@@ -21,13 +21,31 @@ def decode_cursor(cursor: str | None, *types: type) -> tuple | None:
         if len(cursor) > 512:
             raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
+        # Only plain JSON: no floats at all (1e308, NaN, Infinity), so an integer is exactly what was encoded.
+        values = json.loads(raw, parse_float=_refuse, parse_constant=_refuse)
         if not isinstance(values, list) or len(values) != len(types):
             raise ValueError
-        return tuple(t(v) if not isinstance(v, bool) else _bad() for t, v in zip(types, values, strict=True))
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        return tuple(_value(t, v) for t, v in zip(types, values, strict=True))
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError, json.JSONDecodeError):
         raise BadRequest("Con trỏ phân trang (cursor) không hợp lệ.", code="invalid_cursor") from None
 
 
-def _bad() -> Any:
+# Whatever a cursor holds must fit the database's columns: integers are signed 64-bit, strings are short.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_MAX_STR = 256
+
+
+def _refuse(_text: str) -> Any:
     raise ValueError
+
+
+def _value(t: type, v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ValueError
+    if isinstance(v, int) and not _INT_MIN <= v <= _INT_MAX:
+        raise ValueError
+    if isinstance(v, str) and len(v) > _MAX_STR:
+        raise ValueError
+    if t is int and not isinstance(v, int):
+        raise ValueError
+    return t(v)

@@ -9,10 +9,12 @@ import base64
 import functools
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +56,20 @@ def verify_secret(secret_hash: str | None, secret: str) -> bool:
         return _hasher.verify(secret_hash or _DUMMY_HASH, secret) and secret_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# Argon2 is deliberately slow CPU work: it runs on a few threads of its own, never on the event loop, and at
+# most this many at once (the rest queue), so a burst of logins cannot starve the requests being served.
+_hashing = ThreadPoolExecutor(max_workers=settings.password_hash_concurrency, thread_name_prefix="argon2")
+
+
+async def verify_secret_async(secret_hash: str | None, secret: str) -> bool:
+    """verify_secret off the event loop, also for the dummy hash of an unknown login."""
+    return await asyncio.get_running_loop().run_in_executor(_hashing, verify_secret, secret_hash, secret)
+
+
+async def hash_secret_async(secret: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_hashing, hash_secret, secret)
 
 
 def new_secret() -> str:
@@ -211,9 +227,14 @@ class TokenClaims:
     exp: int
 
 
-def issue_token(*, account_id: uuid.UUID, org: str, roles: list[str], token_use: str) -> tuple[str, int]:
-    """Sign an access token for an account; returns the token and its lifetime in seconds."""
+def issue_token(
+    *, account_id: uuid.UUID, org: str, roles: list[str], token_use: str, valid_after: datetime | None = None
+) -> tuple[str, int]:
+    """Sign an access token for an account; returns the token and its lifetime in seconds. `iat` is never before
+    the account's `valid_after` (whole seconds), so a token issued right after a rotation is not refused."""
     now = int(time.time())
+    if valid_after is not None:
+        now = max(now, math.ceil(valid_after.timestamp()))
     ttl = settings.token_ttl_seconds
     claims = {
         "iss": settings.token_issuer,

@@ -78,6 +78,7 @@ def start_service(env: dict, port: int, workers: int = 2) -> subprocess.Popen:
             "--workers",
             str(workers),
             "--no-access-log",
+            "--no-server-header",
             "--log-level",
             "warning",
         ],

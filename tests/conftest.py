@@ -123,7 +123,7 @@ async def clean_state(database) -> AsyncIterator[None]:
             await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
         logins = ", ".join(f"'{a.login}'" for a in ACCOUNTS.values())
         await session.execute(text(f"DELETE FROM accounts WHERE login NOT IN ({logins})"))  # noqa: S608
-        await session.execute(text("UPDATE accounts SET disabled_at = NULL"))
+        await session.execute(text("UPDATE accounts SET disabled_at = NULL, tokens_valid_after = NULL"))
         await session.commit()
         await keystore.load(session)
 

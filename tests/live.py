@@ -33,6 +33,7 @@ def serve(port: int | None = None, *, workers: int = 1, **env: str) -> tuple[sub
             str(port),
             "--no-access-log",
             *(["--workers", str(workers)] if workers > 1 else []),
+            "--no-server-header",
         ],
         cwd=ROOT,
         env={**os.environ, "MX_LOG_LEVEL": "WARNING", **env},

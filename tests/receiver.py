@@ -48,6 +48,7 @@ class Receiver:
                 "body": json.loads(body),
                 "status": status,
                 "signatures": headers["webhook-signature"].split(" "),
+                "host": headers.get("host"),
             }
         )
         return Response(status_code=status, headers=extra)

@@ -29,7 +29,7 @@ POLICY = {
     "subscription.redeliver": "subscriber",
     "supplier_key.register": "admin", "supplier_key.list": "worker", "supplier_key.revoke": "admin",
     "account.create": "admin", "account.list": "admin", "account.read": "admin", "account.disable": "admin",
-    "account.enable": "admin",
+    "account.enable": "admin", "account.rotate_secret": "admin",
     "audit.entries": "auditor", "audit.export": "auditor", "audit.verify": "auditor", "audit.checkpoints": "auditor",
     "audit.checkpoint": "auditor",
 }  # fmt: skip

@@ -43,7 +43,7 @@ async def test_district_admin_manages_only_its_own_committee(party):
         json={
             "kind": "user",
             "org_code": "ba-dinh",
-            "username": "tran.van.b",
+            "username": "ba-dinh.tran.van.b",
             "roles": ["clerk"],
             "full_name": "Trần Văn B",
         },

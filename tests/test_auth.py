@@ -337,7 +337,19 @@ async def test_a_disabled_accounts_live_token_stops_working_at_once(client, part
     assert_problem(r, 401, "invalid_client")
     r = await admin.post(f"/api/v1/accounts/{account_id}/enable")
     assert r.status_code == 200 and r.json()["disabled"] is False
-    assert (await district.get(ORGS)).status_code == 200
+    # Re-enabling does not revive what was issued before the disable; a new token works at once.
+    assert_problem(await district.get(ORGS), 401, "token_revoked")
+    r = await client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": district.spec.login,
+            "client_secret": district.spec.secret,
+        },
+    )
+    assert r.status_code == 200, r.text
+    fresh = r.json()["access_token"]
+    assert (await client.get(ORGS, headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
 
 
 async def test_rotated_keys_keep_verifying_their_tokens_until_expiry_but_not_after(client, party):

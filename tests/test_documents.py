@@ -59,15 +59,17 @@ async def test_a_system_client_must_name_an_officer_of_its_own_committee(party):
 
 async def test_the_type_is_checked_by_content_not_by_name(party):
     officer = await party("khoi_officer")
-    for content, expected in [
-        (files.png(), "image/png"),
-        (files.jpeg(), "image/jpeg"),
-        (files.text(), "text/plain"),
-        (files.docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-        (files.odt(), "application/vnd.oasis.opendocument.text"),
+    for content, expected, name in [
+        (files.png(), "image/png", "anh.png"),
+        (files.jpeg(), "image/jpeg", "anh.JPG"),
+        (files.text(), "text/plain", "ghi-chu.txt"),
+        (files.docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "nhan-xet.docx"),
+        (files.odt(), "application/vnd.oasis.opendocument.text", "nhan-xet.odt"),
     ]:
-        doc = await uploaded(officer, content, name="tai-lieu.pdf")
+        doc = await uploaded(officer, content, name=name)
         assert doc["media_type"] == expected
+        # The name's extension must agree with what the content is.
+        assert_problem(await upload(officer, content, name="tai-lieu.pdf"), 415, "extension_mismatch")
     assert_problem(await upload(officer, files.exe(), name="bao-cao.pdf"), 415, "unsupported_document_type")
     assert_problem(await upload(officer, b"\x00\x01\x02binary" * 10, name="a.txt"), 415, "unsupported_document_type")
     assert_problem(await upload(officer, b"", name="rong.pdf"), 422, "empty_document")
@@ -213,7 +215,7 @@ async def test_a_supplier_signature_is_verified_against_that_committees_register
         "/api/v1/supplier-keys", json={"jwk": {**json.loads(khoi_key.export_public()), "kid": "khoi-2026"}}
     )
     assert_problem(
-        await upload(clerk, content, signature=_detached(khoi_key, "khoi-2026", sha)), 422, "signature_key_not_supplier"
+        await upload(clerk, content, signature=_detached(khoi_key, "khoi-2026", sha)), 422, "signature_key_unknown"
     )
     assert_problem(await upload(clerk, content, signature="not-a-jws"), 422, "signature_invalid")
     # Revoked keys verify nothing new.

@@ -37,6 +37,8 @@ class Account(SQLModel, table=True):
     full_name: str | None = sm.Field(default=None, max_length=200)
     position: str | None = sm.Field(default=None, max_length=200)
     disabled_at: datetime | None = ts_field(nullable=True)
+    # Tokens issued before this instant are refused (set on disable and on a password or secret rotation).
+    tokens_valid_after: datetime | None = ts_field(nullable=True)
     created_by: uuid.UUID | None = None
     created_at: datetime = ts_field(default_now=True)
     updated_at: datetime = ts_field(default_now=True)

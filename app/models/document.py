@@ -59,8 +59,9 @@ class SupplierKey(SQLModel, table=True):
 
     __tablename__ = "supplier_keys"
 
+    # The key id is scoped to its committee: (org_code, kid).
+    org_code: str = sm.Field(foreign_key="organizations.code", max_length=64, index=True, primary_key=True)
     kid: str = sm.Field(primary_key=True, max_length=128)
-    org_code: str = sm.Field(foreign_key="organizations.code", max_length=64, index=True)
     jwk: dict[str, Any] = sm.Field(sa_type=JSONType)
     created_by: uuid.UUID
     created_at: datetime = ts_field(default_now=True)

@@ -114,3 +114,16 @@ async def enable_account(session: SessionDep, admin: Admin, account_id: uuid.UUI
     return AccountPublic.of(
         await svc.set_disabled(session=session, principal=admin, account_id=account_id, disabled=False)
     )
+
+
+@router.post(
+    "/{account_id}/rotate-secret",
+    name="account.rotate_secret",
+    response_model=AccountCreated,
+    summary="Cấp mật khẩu / client secret mới (chỉ hiện một lần; mã truy cập cũ mất hiệu lực)",
+    responses={**_ERRORS, 404: {"description": "Không có hoặc không quản lý được"}},
+)
+async def rotate_secret(request: Request, session: SessionDep, admin: Admin, account_id: uuid.UUID) -> AccountCreated:
+    account, secret = await svc.rotate_managed_secret(session=session, principal=admin, account_id=account_id)
+    auditing.note(request, resource_id=str(account.id), counterpart_org=account.org_code)
+    return AccountCreated(**AccountPublic.of(account).model_dump(), secret=secret)

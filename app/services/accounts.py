@@ -11,7 +11,7 @@ from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.models.account import Account, AccountCreate, AccountKind, Role
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import hash_secret, new_secret
+from app.security import hash_secret_async, new_secret
 from app.services.organizations import get_organization
 
 
@@ -41,12 +41,18 @@ async def create_account(*, session: AsyncSession, data: AccountCreate, actor: P
         if Role.officer in data.roles and not (data.full_name and data.position):
             raise Unprocessable("Cán bộ chịu trách nhiệm (officer) cần họ tên và chức vụ.", code="officer_identity")
         login = data.username
+        # Logins are global; a district admin names accounts only inside its own committee's prefix, so a clash
+        # can never tell it which names another committee uses.
+        if actor is not None and not actor.is_khoi and not login.startswith(f"{org.code}."):
+            raise Unprocessable(
+                f"Tên đăng nhập của cán bộ phải bắt đầu bằng mã tổ chức: '{org.code}.'.", code="login_prefix_required"
+            )
     secret = new_secret()
     account = Account(
         kind=data.kind.value,
         login=login,
         org_code=org.code,
-        secret_hash=hash_secret(secret),
+        secret_hash=await hash_secret_async(secret),
         roles=[r.value for r in data.roles],
         full_name=data.full_name,
         position=data.position,
@@ -96,7 +102,31 @@ async def set_disabled(
     account = await get_account(session=session, principal=principal, account_id=account_id)
     if account.id == principal.account_id and disabled:
         raise Conflict("Không thể tự khóa tài khoản đang dùng.", code="cannot_disable_self")
-    account.disabled_at = utcnow() if disabled else None
-    account.updated_at = utcnow()
+    now = utcnow()
+    if disabled:
+        # Re-enabling later must not revive what was issued before: those tokens stay dead.
+        account.disabled_at, account.tokens_valid_after = now, now
+    else:
+        account.disabled_at = None
+    account.updated_at = now
     await session.flush()
     return account
+
+
+async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
+    """A new password or client secret (shown once); every token issued before it stops working."""
+    secret = new_secret()
+    account.secret_hash = await hash_secret_async(secret)
+    now = utcnow()
+    account.tokens_valid_after = now
+    account.updated_at = now
+    await session.flush()
+    return secret
+
+
+async def rotate_managed_secret(
+    *, session: AsyncSession, principal: Principal, account_id: uuid.UUID
+) -> tuple[Account, str]:
+    """An admin rotates the secret of an account it manages."""
+    account = await get_account(session=session, principal=principal, account_id=account_id)
+    return account, await rotate_secret(session=session, account=account)

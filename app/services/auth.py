@@ -1,8 +1,8 @@
 """Logins: credentials in, access token out; throttling of failures; principals from tokens."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, literal, select
+from sqlalchemy import and_, bindparam, case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,62 +13,118 @@ from app.models.account import Account, AccountKind, LoginThrottle
 from app.models.base import UTCDateTime, utcnow
 from app.models.organization import Organization
 from app.principal import Principal
-from app.security import TokenClaims, issue_token, verify_secret
+from app.security import TokenClaims, issue_token, verify_secret_async
 from app.statements import Prepared
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _name(login: str) -> str:
+    return login.casefold()[:100]
+
+
 def throttle_keys(login: str, address: str) -> list[tuple[str, int]]:
+    """What a failed attempt counts against: this login from this address, and this address for any login."""
     return [
-        (f"login:{login.casefold()[:100]}", settings.login_max_failures_per_username),
+        (f"pair:{_name(login)}|{address[:64]}", settings.login_max_failures_per_username),
         (f"addr:{address[:64]}", settings.login_max_failures_per_address),
     ]
 
 
-async def check_throttle(*, session: AsyncSession, keys: list[tuple[str, int]]) -> None:
-    """429 while any of the keys has used up its failures in the current window."""
-    now = utcnow()
-    window = timedelta(seconds=settings.login_window_seconds)
-    rows = (await session.execute(select(LoginThrottle).where(LoginThrottle.key.in_([k for k, _ in keys])))).scalars()
-    limits = dict(keys)
-    for row in rows:
-        if row.failures >= limits[row.key] and row.window_started_at + window > now:
-            retry = int((row.window_started_at + window - now).total_seconds()) + 1
-            raise TooManyRequests(
-                "Đăng nhập sai quá nhiều lần, vui lòng thử lại sau.", retry_after=retry, code="login_throttled"
-            )
+def _login_key(login: str) -> tuple[str, int]:
+    """Failures of this login from addresses it has never used successfully (checked only for such addresses)."""
+    return f"login:{_name(login)}", settings.login_max_failures_per_login
 
 
-async def record_failure(*, session: AsyncSession, keys: list[tuple[str, int]]) -> None:
-    """Count one failed login against each key (fixed window, one statement per key, race-free)."""
-    now = utcnow()
+def _usual_key(login: str, address: str) -> str:
+    return f"usual:{_name(login)}|{address[:64]}"
+
+
+def _upsert(session: AsyncSession):
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+async def _count(session: AsyncSession, key: str, now) -> tuple[int, object]:
+    """Count one more against `key` in its current window, atomically (one statement); the new count and the
+    window's start."""
     cutoff = now - timedelta(seconds=settings.login_window_seconds)
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    for key, _limit in keys:
-        stmt = insert(LoginThrottle).values(key=key, failures=1, window_started_at=now)
-        expired = LoginThrottle.window_started_at < cutoff
-        stmt = stmt.on_conflict_do_update(
+    expired = LoginThrottle.window_started_at < cutoff
+    stmt = (
+        _upsert(session)(LoginThrottle)
+        .values(key=key, failures=1, window_started_at=now)
+        .on_conflict_do_update(
             index_elements=[LoginThrottle.key],
             set_={
                 "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
                 "window_started_at": case((expired, literal(now, UTCDateTime)), else_=LoginThrottle.window_started_at),
             },
         )
-        await session.execute(stmt)
+        .returning(LoginThrottle.failures, LoginThrottle.window_started_at)
+    )
+    row = (await session.execute(stmt)).one()
+    return row[0], row[1]
 
 
-async def clear_failures(*, session: AsyncSession, login: str) -> None:
-    """A successful login forgives that login's failures (not the address's)."""
-    row = await session.get(LoginThrottle, f"login:{login.casefold()[:100]}")
-    if row is not None:
-        await session.delete(row)
+def _throttled(retry_after: int, detail: str = "Đăng nhập sai quá nhiều lần, vui lòng thử lại sau.") -> TooManyRequests:
+    return TooManyRequests(detail, retry_after=max(1, retry_after), code="login_throttled")
+
+
+async def reserve_attempt(*, login: str, address: str) -> list[str]:
+    """Count this attempt as a failure before the secret is checked, in a transaction of its own, so that
+    concurrent attempts can never evaluate more than the limit; 429 when a limit is used up. Returns the keys
+    counted (a success gives them back)."""
+    now = utcnow()
+    window = timedelta(seconds=settings.login_window_seconds)
+    async with db.sessions() as own:
+        usual = await own.get(LoginThrottle, _usual_key(login, address))
+        usual_since = now - timedelta(days=settings.login_usual_address_days)
+        is_usual = usual is not None and usual.window_started_at > usual_since
+        keys = throttle_keys(login, address) + ([] if is_usual else [_login_key(login)])
+        retry = 0
+        for key, limit in keys:
+            count, started = await _count(own, key, now)
+            if count > limit:
+                retry = max(retry, int((started + window - now).total_seconds()) + 1)
+        await own.commit()
+    if retry:
+        raise _throttled(retry)
+    return [k for k, _ in keys]
+
+
+async def _forgive(*, own: AsyncSession, login: str, address: str, keys: list[str]) -> None:
+    """A success gives back its own reservation (failures stay counted for their window: forgiving them would
+    let guesses that run alongside a success be evaluated beyond the limit), and the address becomes one this
+    login usually comes from."""
+    now = utcnow()
+    for key in keys:
+        await own.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
+            .values(failures=LoginThrottle.failures - 1)
+        )
+    usual = _usual_key(login, address)
+    await own.execute(
+        _upsert(own)(LoginThrottle)
+        .values(key=usual, failures=0, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=[LoginThrottle.key], set_={"window_started_at": literal(now, UTCDateTime)}
+        )
+    )
 
 
 async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, secret: str) -> Account | None:
-    """The enabled account these credentials belong to, or None (same cost either way)."""
+    """The enabled account these credentials belong to, or None (same cost either way, off the event loop)."""
     account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
-    valid = verify_secret(account.secret_hash if account else None, secret)
+    if account is not None:
+        session.expunge(account)
+    # No transaction is held while Argon2 runs (on SQLite it would hold the write lock); what follows uses
+    # transactions of its own.
+    await session.rollback()
+    valid = await verify_secret_async(account.secret_hash if account else None, secret)
     if not valid or account is None or account.kind != kind.value or account.disabled_at is not None:
         return None
     return account
@@ -77,33 +133,48 @@ async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, 
 async def login(
     *, session: AsyncSession, kind: AccountKind, login: str | None, secret: str | None, address: str
 ) -> Account:
-    """Check throttling and credentials; a failure is counted (and committed) before the 401."""
+    """Reserve the attempt, check the credentials, give the reservation back on success; at most
+    `login_max_tokens_per_account` tokens per account per window."""
     if not login or not secret:
         raise InvalidCredentials("Thiếu tên đăng nhập hoặc mật khẩu.", oauth_error="invalid_request")
-    keys = throttle_keys(login, address)
-    await check_throttle(session=session, keys=keys)
+    keys = await reserve_attempt(login=login, address=address)
     account = await authenticate(session=session, kind=kind, login=login, secret=secret)
     if account is None:
-        # The request's session rolls back with the 401, so the failure gets a transaction of its own;
-        # end the request's read-only transaction first so SQLite's single writer is free.
-        await session.rollback()
-        async with db.sessions() as own:
-            await record_failure(session=own, keys=keys)
-            await own.commit()
         raise InvalidCredentials(oauth_error="invalid_client" if kind == AccountKind.client else "invalid_grant")
-    await clear_failures(session=session, login=login)
+    async with db.sessions() as own:
+        await _forgive(own=own, login=login, address=address, keys=keys)
+        issued, started = await _count(own, f"tokens:{account.id}", utcnow())
+        await own.commit()
+    if issued > settings.login_max_tokens_per_account:
+        window_end = started + timedelta(seconds=settings.login_window_seconds)
+        raise TooManyRequests(
+            "Tài khoản đã nhận quá nhiều mã truy cập trong thời gian ngắn; hãy dùng lại mã còn hiệu lực.",
+            retry_after=max(1, int((window_end - utcnow()).total_seconds()) + 1),
+            code="token_rate_limited",
+        )
     return account
 
 
 def token_for(account: Account) -> tuple[str, int]:
     return issue_token(
-        account_id=account.id, org=account.org_code, roles=account.roles, token_use=TOKEN_USE[account.kind]
+        account_id=account.id,
+        org=account.org_code,
+        roles=account.roles,
+        token_use=TOKEN_USE[account.kind],
+        valid_after=account.tokens_valid_after,
     )
 
 
 # Built once: this runs on every authenticated request.
 _PRINCIPAL = Prepared(
-    select(Account.login, Account.kind, Account.org_code, Account.roles, Organization.kind.label("org_kind"))
+    select(
+        Account.login,
+        Account.kind,
+        Account.org_code,
+        Account.roles,
+        Account.tokens_valid_after,
+        Organization.kind.label("org_kind"),
+    )
     .join(Organization, Organization.code == Account.org_code)
     .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
 )
@@ -117,6 +188,11 @@ async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -
     login, kind, org_code, roles, org_kind = row["login"], row["kind"], row["org_code"], row["roles"], row["org_kind"]
     if org_code != claims.org or TOKEN_USE.get(kind) != claims.token_use:
         raise Unauthorized("Mã truy cập không khớp với tài khoản.", code="invalid_token")
+    valid_after = row["tokens_valid_after"]
+    if valid_after is not None and claims.iat < _aware(valid_after).timestamp():
+        raise Unauthorized(
+            "Mã truy cập được cấp trước khi tài khoản bị khóa hoặc đổi mật khẩu; hãy lấy mã mới.", code="token_revoked"
+        )
     return Principal(
         account_id=claims.sub,
         login=login,

@@ -49,6 +49,28 @@ ALLOWED_TYPES = {
     "image/png": "PNG",
     "text/plain": "văn bản thuần",
 }
+# The file name's extension must agree with the type found in the content (plain text only as .txt).
+EXTENSIONS = {
+    "application/pdf": {"pdf"},
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": {"docx"},
+    "application/vnd.oasis.opendocument.text": {"odt"},
+    "image/jpeg": {"jpg", "jpeg"},
+    "image/png": {"png"},
+    "text/plain": {"txt"},
+}
+# Names that a recipient's computer would run or render, wherever they appear in the name ("x.hta.txt").
+FORBIDDEN_EXTENSIONS = frozenset(
+    "hta htm html xhtml xht shtml mht mhtml svg svgz xml xsl xslt js jse mjs vbs vbe wsf wsh wsc sct bat cmd com "
+    "exe dll scr pif cpl msi msp msc lnk url reg inf ps1 psm1 psd1 ps1xml sh bash zsh csh py pyw pl rb php jar "
+    "class jnlp appref-ms application gadget hlp chm swf iso img vhd vhdx docm dotm xlsm pptm".split()
+)
+# Content that a browser or a shell would treat as markup or a script, whatever the upload says it is.
+_ACTIVE_MARKERS = re.compile(
+    rb"<\s*(?:!doctype|html|head|body|script|svg|iframe|frame|object|embed|meta|link|style|img|form|base|"
+    rb"hta:application|job|package|xml|\?xml|\?php|%)|javascript:|vbscript:|\bcreateobject\s*\(|\bwscript\.",
+    re.IGNORECASE,
+)
+_SCRIPT_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:#!|@echo\b|<#|param\s*\()", re.IGNORECASE)
 HEAD_BYTES = 8192
 
 store = FileBlobStore(settings.blob_dir)
@@ -86,6 +108,28 @@ def sniff(head: bytes) -> str | None:
         if exc.start < len(head) - 3:  # a multi-byte character cut at the end of the sample is fine
             return None
     return "text/plain"
+
+
+def looks_active(head: bytes) -> bool:
+    """Plain text that is really HTML, SVG, XML or a script (checked on the first 8 KB)."""
+    return bool(_ACTIVE_MARKERS.search(head) or _SCRIPT_START.match(head))
+
+
+def check_name_and_type(file_name: str, media_type: str, head: bytes) -> None:
+    """Refuse executable, script and markup files, and a name whose extension disagrees with the content."""
+    parts = file_name.casefold().split(".")
+    if any(p.strip() in FORBIDDEN_EXTENSIONS for p in parts[1:]) or (media_type == "text/plain" and looks_active(head)):
+        raise UnsupportedMediaType(
+            "Không nhận tệp có thể chạy hoặc hiển thị như trang web (script, HTML, SVG, tệp thực thi).",
+            code="active_content_refused",
+        )
+    extension = parts[-1] if len(parts) > 1 else ""
+    if extension not in EXTENSIONS[media_type]:
+        expected = ", ".join(f".{e}" for e in sorted(EXTENSIONS[media_type]))
+        raise UnsupportedMediaType(
+            f"Phần mở rộng của tên tệp không khớp với nội dung ({ALLOWED_TYPES[media_type]}: {expected}).",
+            code="extension_mismatch",
+        )
 
 
 def clean_file_name(name: str) -> str:
@@ -151,11 +195,12 @@ async def _check_signature(*, session: AsyncSession, principal: Principal, token
     kid = header.get("kid")
     if header.get("alg") != "ES256" or not isinstance(kid, str) or len(kid) > 128:
         raise Unprocessable("Chữ ký phải là JWS ES256 có 'kid'.", code="signature_invalid")
-    key = await session.get(SupplierKey, kid)
+    # Only the supplying committee's own keys: a kid is that committee's name for its key.
+    key = await session.get(SupplierKey, (principal.org_code, kid))
     if key is None or key.revoked_at is not None:
-        raise Unprocessable("Không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown")
-    if key.org_code != principal.org_code:
-        raise Unprocessable("Khóa ký thuộc tổ chức khác, không phải bên cung cấp.", code="signature_key_not_supplier")
+        raise Unprocessable(
+            "Tổ chức cung cấp không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown"
+        )
     parts = token.split(".")
     if len(parts) != 3:
         raise Unprocessable("Chữ ký phải là JWS dạng compact.", code="signature_invalid")
@@ -202,6 +247,8 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
             f"Loại tệp không được chấp nhận (kiểm tra theo nội dung). Được phép: {allowed}.",
             code="unsupported_document_type",
         )
+    file_name = clean_file_name(upload.file_name)
+    check_name_and_type(file_name, media_type, head)
     kid = None
     if upload.signature:
         kid = await _check_signature(session=session, principal=principal, token=upload.signature, sha256=sha256)
@@ -226,7 +273,7 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
         attester_name=attester.full_name or attester.login,
         attester_position=attester.position or "",
         attestation=ATTESTATION,
-        file_name=clean_file_name(upload.file_name),
+        file_name=file_name,
         media_type=media_type,
         size=size,
         sha256=sha256,
@@ -348,8 +395,8 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
     kid = key.get("kid") or base64.urlsafe_b64encode(thumb).rstrip(b"=").decode()
     if not isinstance(kid, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
         raise Unprocessable("kid không hợp lệ.", code="invalid_key")
-    if await session.get(SupplierKey, kid) is not None:
-        raise Conflict("Đã có khóa với kid này.", code="key_exists")
+    if await session.get(SupplierKey, (principal.org_code, kid)) is not None:
+        raise Conflict("Tổ chức đã có khóa với kid này.", code="key_exists")
     row = SupplierKey(
         kid=kid,
         org_code=principal.org_code,
@@ -367,8 +414,8 @@ async def list_keys(*, session: AsyncSession, principal: Principal) -> list[Supp
 
 
 async def revoke_key(*, session: AsyncSession, principal: Principal, kid: str) -> SupplierKey:
-    key = await session.get(SupplierKey, kid)
-    if key is None or key.org_code != principal.org_code:
+    key = await session.get(SupplierKey, (principal.org_code, kid))
+    if key is None:
         raise NotFound("Không tìm thấy khóa.", code="key_not_found")
     key.revoked_at = key.revoked_at or utcnow()
     await session.flush()

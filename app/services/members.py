@@ -11,7 +11,7 @@ from app.models.base import utcnow
 from app.models.member import Member, MemberUpsert
 from app.principal import Principal
 from app.services import notices
-from app.services.organizations import get_organization
+from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import members_visible_to
 from app.statements import Prepared, prepared
 from app.text import fold
@@ -69,6 +69,27 @@ async def member_scope(*, session: AsyncSession, principal: Principal, card_no: 
     if row is None:
         raise _not_found()
     return MemberScope(row["party_card_no"], row["residence_org"])
+
+
+async def require_in_area(*, session: AsyncSession, principal: Principal, card_no: str) -> None:
+    """A district writes only about members living in its area, also in threads it took part in before the member
+    moved away (422 `member_not_in_area`); the Khối writes about all of its members."""
+    if principal.is_khoi:
+        return
+    try:
+        await member_scope(session=session, principal=principal, card_no=card_no)
+    except NotFound:
+        raise Unprocessable(
+            "Đảng viên không còn cư trú trên địa bàn của tổ chức; không gửi thêm thông tin về đảng viên này.",
+            code="member_not_in_area",
+        ) from None
+
+
+async def lives_in(*, session: AsyncSession, org_code: str, card_no: str) -> bool:
+    """Whether a committee may still receive news about the member: the Khối always, a district while the member
+    lives in its area."""
+    residence = await session.scalar(select(Member.residence_org).where(Member.party_card_no == card_no))
+    return org_code == KHOI_CODE or residence == org_code
 
 
 async def upsert_member(

@@ -331,14 +331,10 @@ async def _correct(
 async def notify_residence_change(
     *, session: AsyncSession, principal: Principal, member: Member, from_org: str
 ) -> list[Notice]:
-    """The Khối moved a member: the old and the new district each get a residence-change notice."""
-    payload = {
-        "from_org": from_org,
-        "to_org": member.residence_org,
-        "new_ward": member.residence_ward,
-        "new_address": member.residence_address,
-        "moved_on": member.residence_since.isoformat(),
-    }
+    """The Khối moved a member: the old and the new district each get a residence-change notice; only the new
+    one learns the new ward and address (the old district no longer has the member in its area)."""
+    left = {"from_org": from_org, "to_org": member.residence_org, "moved_on": member.residence_since.isoformat()}
+    arrived = {**left, "new_ward": member.residence_ward, "new_address": member.residence_address}
     return [
         await _insert(
             session=session,
@@ -348,14 +344,15 @@ async def notify_residence_change(
             member_card_no=member.party_card_no,
             payload=payload,
         )
-        for district in (from_org, member.residence_org)
+        for district, payload in ((from_org, left), (member.residence_org, arrived))
     ]
 
 
 async def announce_document_correction(
     *, session: AsyncSession, principal: Principal, old: Document, new: Document, reason: str
 ) -> list[Notice]:
-    """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient."""
+    """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient,
+    unless the recipient is a district the member has since moved away from."""
     carriers = (
         await session.execute(
             select(Notice)
@@ -366,6 +363,11 @@ async def announce_document_correction(
     ).scalars()
     sent = []
     for carrier in carriers:
+        if carrier.member_card_no is not None:
+            await members.require_in_area(session=session, principal=principal, card_no=carrier.member_card_no)
+            card_no, recipient = carrier.member_card_no, carrier.recipient_org
+            if not await members.lives_in(session=session, org_code=recipient, card_no=card_no):
+                continue
         payload = {
             "reason": reason,
             "original_kind": carrier.kind,
@@ -570,6 +572,8 @@ async def reply(
         )
     if kind in DISTRICT_ONLY and principal.is_khoi:
         raise Forbidden("Chỉ quận/huyện/thị ủy gửi loại thông báo này.", code="direction_not_allowed")
+    if parent.member_card_no is not None:
+        await members.require_in_area(session=session, principal=principal, card_no=parent.member_card_no)
     _check_dates(data.payload)
     is_answer = kind in ANSWERS.get(parent_kind, set())
     if is_answer and parent.answered_at is not None:

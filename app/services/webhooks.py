@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import secrets
 import socket
 import time
@@ -60,26 +61,74 @@ def _unseal(token: str) -> str:
 
 # ---- the address guard (SSRF) -----------------------------------------------------------------------------
 
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_INVALID_URL = (
+    "URL phải có dạng https://máy-chủ[:cổng]/đường-dẫn: chỉ ký tự ASCII (tên miền quốc tế viết dạng punycode), "
+    "không khoảng trắng hay ký tự điều khiển, cổng 1–65535, không kèm thông tin đăng nhập."
+)
 
-async def resolve_allowed(url: str) -> list[str]:
-    """The URL's resolved addresses, all inside the operator's allow-list; raises Unprocessable otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
-        raise Unprocessable(
-            "URL phải có dạng https://máy-chủ/đường-dẫn, không kèm thông tin đăng nhập.", code="invalid_url"
-        )
+
+def _valid_host(host: str) -> bool:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+        ip_address(host)
+        return True
+    except ValueError:
+        labels = host.removesuffix(".").split(".")
+        return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def normalise_url(raw: str) -> httpx.URL:
+    """The URL as it will be used, or Unprocessable `invalid_url`: ASCII only (IDN hosts in punycode), no
+    whitespace or control characters anywhere, a plain host name or IP literal, a port in 1–65535."""
+    if not raw.isascii() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+        raise Unprocessable(_INVALID_URL, code="invalid_url")
+    try:
+        url = httpx.URL(raw)
+        parts = urlsplit(raw)
+        port = parts.port  # ValueError for a port out of range, "80:80", an unclosed "[::1"
+    except (httpx.InvalidURL, ValueError):
+        raise Unprocessable(_INVALID_URL, code="invalid_url") from None
+    if (
+        url.scheme not in ("https", "http")
+        or not url.host
+        or not _valid_host(url.host)
+        or url.userinfo
+        or url.fragment
+        or (port is not None and not 0 < port < 65536)
+        or (url.port is not None and not 0 < url.port < 65536)
+    ):
+        raise Unprocessable(_INVALID_URL, code="invalid_url")
+    return url
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    """The host's addresses, in the resolver's order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+async def resolve_allowed(url: httpx.URL) -> list[str]:
+    """The (normalised) URL's resolved addresses, all inside the operator's allow-list; Unprocessable otherwise."""
+    try:
+        addresses = await _getaddrinfo(url.host, url.port or (443 if url.scheme == "https" else 80))
+    except (OSError, UnicodeError):
         raise Unprocessable("Không phân giải được tên máy chủ của URL.", code="url_unresolvable") from None
-    addresses = sorted({info[4][0] for info in infos})
     if not addresses or not all(any(ip_address(a) in net for net in settings.webhook_networks) for a in addresses):
         raise Unprocessable("Địa chỉ của URL không nằm trong danh sách cho phép của hệ thống.", code="url_not_allowed")
-    if parts.scheme == "http" and (
+    if url.scheme == "http" and (
         settings.environment == "production" or not all(ip_address(a).is_loopback for a in addresses)
     ):
         raise Unprocessable("Phải dùng HTTPS (HTTP chỉ cho địa chỉ loopback khi phát triển).", code="https_required")
     return addresses
+
+
+def pinned_request(client: httpx.AsyncClient, url: httpx.URL, address: str, **kw) -> httpx.Request:
+    """A request to `url` that connects to `address`, the one that was checked (no second DNS lookup, so a
+    name that changes its answer cannot redirect it), with the name kept in Host and in TLS (SNI and the
+    certificate check)."""
+    headers = {**kw.pop("headers", {}), "host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return client.build_request("POST", url.copy_with(host=address), headers=headers, extensions=extensions, **kw)
 
 
 # ---- subscriptions ----------------------------------------------------------------------------------------
@@ -87,11 +136,12 @@ async def resolve_allowed(url: str) -> list[str]:
 
 async def create(*, session: AsyncSession, principal: Principal, data: SubscriptionCreate) -> tuple[Subscription, str]:
     """Subscribe the caller's committee; returns the subscription and its secret (shown once)."""
-    await resolve_allowed(data.url)
+    url = normalise_url(data.url)
+    await resolve_allowed(url)
     secret = _new_secret()
     sub = Subscription(
         org_code=principal.org_code,
-        url=data.url,
+        url=str(url),
         kinds=[k.value for k in data.kinds],
         secret=_seal(secret),
         created_by=principal.account_id,
@@ -277,9 +327,13 @@ async def _send(client: httpx.AsyncClient, sub: Subscription, delivery: Delivery
         outcome["error"] = "subscription_disabled"
         return outcome
     try:
-        await resolve_allowed(sub.url)  # again at send time: DNS may have changed since registration
-        response = await client.post(
-            sub.url,
+        url = normalise_url(sub.url)
+        # Checked again at every attempt (DNS may have changed), and the connection goes to the checked address.
+        addresses = await resolve_allowed(url)
+        request = pinned_request(
+            client,
+            url,
+            addresses[0],
             content=delivery.payload,
             headers={
                 "content-type": "application/json",
@@ -288,6 +342,7 @@ async def _send(client: httpx.AsyncClient, sub: Subscription, delivery: Delivery
                 "webhook-signature": _signature(sub, delivery, at),
             },
         )
+        response = await client.send(request)
         outcome["status_code"] = response.status_code
         if response.status_code in (429, 503):
             outcome["retry_after"] = _retry_after(response)
@@ -297,8 +352,15 @@ async def _send(client: httpx.AsyncClient, sub: Subscription, delivery: Delivery
         outcome["error"] = "timeout"
     except httpx.HTTPError as exc:
         outcome["error"] = type(exc).__name__
+    except Exception as exc:  # whatever goes wrong is this delivery's outcome, never the batch's
+        log.warning("delivery %s: %s", delivery.id, type(exc).__name__, exc_info=True)
+        outcome["error"] = type(exc).__name__[:100]
     outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
     return outcome
+
+
+def _failed(error: str) -> dict:
+    return {"status_code": None, "error": error[:100], "retry_after": None, "duration_ms": 0}
 
 
 def _next_attempt(attempt: int, retry_after: timedelta | None) -> datetime | None:
@@ -339,7 +401,8 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
             ).scalars()
         }
         await session.commit()
-    outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due))
+    outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due), return_exceptions=True)
+    outcomes = [o if isinstance(o, dict) else _failed(type(o).__name__) for o in outcomes]
     async with sessions() as session:
         for d, outcome in zip(due, outcomes, strict=True):
             await _record(session, d, subs[d.subscription_id], outcome)
