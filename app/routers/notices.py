@@ -239,17 +239,15 @@ class Pull:
 
 
 def _pull_cursor(cursor: str | None) -> tuple[int, ...] | None:
-    """A cursor is `[position]`; `[tx, seq]`, handed out before positions existed, is still accepted."""
-    if cursor is None:
+    """A cursor is `[position]`; `[tx, seq]`, handed out before positions existed, is still accepted. No cursor, or
+    an empty one, means from the start."""
+    if not cursor:
         return None
     try:
-        try:
-            after = decode_cursor(cursor, int)
-        except BadRequest:
-            after = decode_cursor(cursor, int, int)
-    except OverflowError:
-        after = (-1,)
-    if not all(0 <= v < 2**63 for v in after):
+        after = decode_cursor(cursor, int)
+    except BadRequest:
+        after = decode_cursor(cursor, int, int)
+    if any(v < 0 for v in after):
         raise BadRequest("Con trỏ phân trang (cursor) không hợp lệ.", code="invalid_cursor")
     return after
 
