@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from app import auditing
-from app.config import settings
-from app.deps import Admin, SessionDep
-from app.models.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
-from app.pagination import decode_cursor, encode_cursor
+from app.http import auditing
+from app.http.deps import Admin, SessionDep
+from app.http.pagination import decode_cursor, encode_cursor
+from app.infra.config import settings
+from app.schemas.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
 from app.services import accounts as svc
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["Quản trị tài khoản"])

@@ -6,18 +6,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from app.config import settings
-from app.db import db
-from app.deps import Auditor, SessionDep
-from app.models.audit import (
+from app.http.deps import Auditor, SessionDep
+from app.http.pagination import decode_cursor, encode_cursor
+from app.infra.config import settings
+from app.infra.db import db
+from app.models.audit import Outcome
+from app.schemas.audit import (
     AuditEntriesPublic,
     AuditEntryPublic,
     CheckpointPublic,
     CheckpointsPublic,
-    Outcome,
     VerificationReport,
 )
-from app.pagination import decode_cursor, encode_cursor
 from app.services import audit as svc
 from app.text import Instant
 

@@ -9,11 +9,12 @@ from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
-from app import auditing, idempotency
-from app.deps import SessionDep, Worker
-from app.models.document import (
+from app.http import auditing, idempotency
+from app.http.deps import SessionDep, Worker
+from app.models.document import Document
+from app.principal import Principal
+from app.schemas.document import (
     Attester,
-    Document,
     DocumentCorrected,
     DocumentCreated,
     DocumentPublic,
@@ -21,7 +22,6 @@ from app.models.document import (
     ProvenanceVersion,
     SignatureCheck,
 )
-from app.principal import Principal
 from app.services import documents as svc
 from app.text import Name, Text
 

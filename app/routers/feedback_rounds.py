@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request, Response
 
-from app import auditing
-from app.deps import SessionDep, Worker, require_roles
+from app.http import auditing
+from app.http.deps import SessionDep, Worker, require_roles
 from app.models.account import Role
-from app.models.feedback import FeedbackRoundCreate, FeedbackRoundPublic, RemindersSent
 from app.principal import Principal
+from app.schemas.feedback import FeedbackRoundCreate, FeedbackRoundPublic, RemindersSent
 from app.services import feedback as svc
 
 router = APIRouter(prefix="/api/v1/feedback-rounds", tags=["Đợt xin ý kiến nơi cư trú"])

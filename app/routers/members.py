@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from app import auditing
-from app.config import settings
-from app.deps import SessionDep, Worker
-from app.models.member import CARD_NO_PATTERN, MemberPublic, MembersPublic, MemberUpsert, ResidenceStatus
-from app.pagination import decode_cursor, encode_cursor
+from app.http import auditing
+from app.http.deps import SessionDep, Worker
+from app.http.pagination import decode_cursor, encode_cursor
+from app.infra.config import settings
+from app.models.member import CARD_NO_PATTERN, ResidenceStatus
+from app.schemas.member import MemberPublic, MembersPublic, MemberUpsert
 from app.services import members as svc
 
 router = APIRouter(prefix="/api/v1/members", tags=["Đảng viên"])

@@ -7,22 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from app import auditing, idempotency
-from app.config import settings
-from app.deps import SessionDep, Worker
 from app.errors import BadRequest
+from app.http import auditing, idempotency
+from app.http.deps import SessionDep, Worker
+from app.http.pagination import decode_cursor, encode_cursor
+from app.infra.config import settings
 from app.models.member import CARD_NO_PATTERN
-from app.models.notice import (
-    NoticeCreate,
-    NoticeCreated,
-    NoticeDetail,
-    NoticeKind,
-    NoticePublic,
-    NoticesPublic,
-    NoticeStatus,
-    ReplyCreate,
-)
-from app.pagination import decode_cursor, encode_cursor
+from app.models.notice import NoticeKind, NoticeStatus
+from app.schemas.notice import NoticeCreate, NoticeCreated, NoticeDetail, NoticePublic, NoticesPublic, ReplyCreate
 from app.services import notices as svc
 from app.text import Instant
 

@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from app.config import settings
-from app.deps import SessionDep, require_roles
+from app.http.deps import SessionDep, require_roles
+from app.http.pagination import decode_cursor, encode_cursor
+from app.infra.config import settings
 from app.models.account import Role
-from app.models.subscription import (
+from app.principal import Principal
+from app.schemas.subscription import (
     AttemptPublic,
     DeliveriesPublic,
     DeliveryPublic,
@@ -18,8 +20,6 @@ from app.models.subscription import (
     SubscriptionPublic,
     SubscriptionsPublic,
 )
-from app.pagination import decode_cursor, encode_cursor
-from app.principal import Principal
 from app.services import webhooks as svc
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["Nhận thông báo đẩy"])

@@ -8,10 +8,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models.account import Account, AccountCreate, AccountKind, Role
+from app.infra.security import hash_secret_async, new_secret
+from app.models.account import Account, AccountKind, Role
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import hash_secret_async, new_secret
+from app.schemas.account import AccountCreate
 from app.services.organizations import get_organization
 
 

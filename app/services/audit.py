@@ -13,21 +13,17 @@ from jose import jws
 from sqlalchemy import exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import settings
 from app.errors import BadRequest, NotFound
-from app.models.audit import (
-    AuditChainLink,
-    AuditCheckpoint,
-    AuditEntry,
-    AuditVerification,
-    VerificationProblem,
-    VerificationReport,
-)
+from app.infra.config import settings
+from app.infra.loops import repeat
+from app.infra.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
+from app.infra.spool import spool
+from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
+from app.repositories.prepared import Prepared, defer
+from app.schemas.audit import VerificationProblem, VerificationReport
 from app.services.scoping import audit_entries_visible_to
-from app.statements import Prepared, defer
 
 log = logging.getLogger("app.audit")
 
@@ -202,32 +198,50 @@ async def list_checkpoints(*, session: AsyncSession, limit: int) -> list[AuditCh
     return list((await session.execute(stmt)).scalars())
 
 
-async def run_sealer(*, sessions: async_sessionmaker, stop) -> None:
+async def run_sealer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
     """Background loop: seal often; sign a checkpoint now and then when the chain has grown."""
-    last_checkpoint, last_size, last_thorough = 0.0, -1, 0.0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        try:
-            thorough = loop.time() - last_thorough >= _THOROUGH_EVERY
+    last = {"checkpoint": 0.0, "size": -1, "thorough": 0.0}
+
+    async def step() -> None:
+        thorough = loop.time() - last["thorough"] >= _THOROUGH_EVERY
+        async with sessions() as session:
+            await seal(session=session, thorough=thorough)
+            await session.commit()
+        if thorough:
+            last["thorough"] = loop.time()
+        if loop.time() - last["checkpoint"] >= settings.audit_checkpoint_interval_seconds:
             async with sessions() as session:
-                await seal(session=session, thorough=thorough)
-                await session.commit()
-            if thorough:
-                last_thorough = loop.time()
-            if loop.time() - last_checkpoint >= settings.audit_checkpoint_interval_seconds:
-                async with sessions() as session:
-                    size, _ = await chain_head(session=session)
-                    if size != last_size:
-                        await create_checkpoint(session=session)
-                        await session.commit()
-                        last_size = size
-                last_checkpoint = loop.time()
-        except Exception:
-            log.warning("audit sealing failed; retrying", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.audit_seal_interval_seconds)
-        except TimeoutError:
-            pass
+                size, _ = await chain_head(session=session)
+                if size != last["size"]:
+                    await create_checkpoint(session=session)
+                    await session.commit()
+                    last["size"] = size
+            last["checkpoint"] = loop.time()
+
+    await repeat(
+        step,
+        stop=stop,
+        every=lambda: settings.audit_seal_interval_seconds,
+        log=log,
+        failure="audit sealing failed; retrying",
+    )
+
+
+async def replay_spool(sessions: async_sessionmaker) -> int:
+    """Write the entries spooled while the database was down; returns how many were new."""
+    return await spool.replay(sessions, append)
+
+
+async def run_replayer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+    """Background loop: replay the spool whenever it holds entries and the database takes them."""
+    await repeat(
+        lambda: replay_spool(sessions),
+        stop=stop,
+        every=lambda: settings.audit_spool_replay_seconds,
+        log=log,
+        failure="audit spool replay failed; retrying",
+    )
 
 
 def read_checkpoint(token: str) -> tuple[int, str]:

@@ -6,15 +6,15 @@ from sqlalchemy import and_, bindparam, case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
-from app.db import db
 from app.errors import InvalidCredentials, TooManyRequests, Unauthorized
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.security import TokenClaims, issue_token, verify_secret_async
 from app.models.account import Account, AccountKind, LoginThrottle
 from app.models.base import UTCDateTime, utcnow
 from app.models.organization import Organization
 from app.principal import Principal
-from app.security import TokenClaims, issue_token, verify_secret_async
-from app.statements import Prepared
+from app.repositories.prepared import Prepared
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
 from app.errors import (
     AppError,
     Conflict,
@@ -30,14 +29,15 @@ from app.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from app.infra.config import settings
+from app.infra.security import RECEIPT_TYP, sign_jws
+from app.infra.storage import FileBlobStore, StorageFull, TooLarge
 from app.models.account import Account, Role
 from app.models.base import utcnow
 from app.models.document import ATTESTATION, Document, NoticeDocument, SupplierKey
 from app.principal import Principal
-from app.security import RECEIPT_TYP, sign_jws
 from app.services import notices
 from app.services.scoping import documents_visible_to
-from app.storage import FileBlobStore, StorageFull, TooLarge
 
 log = logging.getLogger("app.documents")
 

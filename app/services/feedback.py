@@ -18,26 +18,26 @@ from jose import jwk
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
-from app.config import settings
-from app.db import db
 from app.errors import Forbidden, NotFound, Unprocessable
+from app.infra.clock import today
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.loops import repeat
+from app.infra.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
 from app.models.base import utcnow
-from app.models.feedback import (
-    Counts,
-    DistrictProgress,
-    FeedbackRound,
-    FeedbackRoundCreate,
-    FeedbackRoundItem,
-    FeedbackRoundPublic,
-    SkipReason,
-    UnitProgress,
-)
+from app.models.feedback import FeedbackRound, FeedbackRoundItem
 from app.models.member import Member, ResidenceStatus
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.models.subscription import Delivery
 from app.principal import Principal
-from app.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
+from app.schemas.feedback import (
+    Counts,
+    DistrictProgress,
+    FeedbackRoundCreate,
+    FeedbackRoundPublic,
+    SkipReason,
+    UnitProgress,
+)
 from app.services import notices, webhooks
 from app.services.organizations import KHOI_CODE
 from app.services.sequencer import PENDING
@@ -486,18 +486,22 @@ async def remind(*, session: AsyncSession, principal: Principal, round_id: uuid.
     return await send_reminders(session=session, round_id=round_id)
 
 
+async def remind_overdue() -> int:
+    """One round of reminders in a transaction of its own."""
+    async with db.sessions() as session:
+        sent = await send_reminders(session=session)
+        await session.commit()
+    if sent:
+        log.info("sent %d feedback reminders", sent)
+    return sent
+
+
 async def run_reminders(*, stop: asyncio.Event) -> None:
     """Background loop: check for overdue requests now and then."""
-    while not stop.is_set():
-        try:
-            async with db.sessions() as session:
-                sent = await send_reminders(session=session)
-                await session.commit()
-            if sent:
-                log.info("sent %d feedback reminders", sent)
-        except Exception:
-            log.warning("reminder round failed; retrying later", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.reminder_check_seconds)
-        except TimeoutError:
-            pass
+    await repeat(
+        remind_overdue,
+        stop=stop,
+        every=lambda: settings.reminder_check_seconds,
+        log=log,
+        failure="reminder round failed; retrying later",
+    )

@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, NotFound, Unprocessable
 from app.models.base import utcnow
-from app.models.member import Member, MemberUpsert
+from app.models.member import Member
 from app.principal import Principal
+from app.repositories.prepared import Prepared, prepared
+from app.schemas.member import MemberUpsert
 from app.services import notices
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import members_visible_to
-from app.statements import Prepared, prepared
 from app.text import fold
 
 _FIELDS = (

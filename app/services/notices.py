@@ -12,19 +12,21 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import ARRAY, BigInteger, Uuid, any_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
 from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from app.infra.clock import today
+from app.infra.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
 from app.models.base import UTCDateTime, utcnow
-from app.models.document import Document, DocumentRef, NoticeDocument
+from app.models.document import Document, NoticeDocument
 from app.models.member import Member, ResidenceStatus
-from app.models.notice import FIELDS_BY_KIND, Notice, NoticeCreated, NoticeKind, NoticePublic, NoticeStatus
+from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.principal import Principal
-from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
+from app.repositories.prepared import Prepared, prepared
+from app.schemas.document import DocumentRef
+from app.schemas.notice import FIELDS_BY_KIND, NoticeCreated, NoticePublic
 from app.services import documents, members, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.scoping import notices_visible_to
 from app.services.sequencer import PENDING, sequencer
-from app.statements import Prepared, prepared
 
 K = NoticeKind
 
@@ -61,8 +63,8 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-# Prepared statements of the hot paths (app/statements.py). A notice is inserted without a position: the sequencer
-# gives it one once it has committed (app/services/sequencer.py); pulls return only positioned notices.
+# Prepared statements of the hot paths (app/repositories/prepared.py). A notice is inserted without a position: the
+# sequencer gives it one once it has committed (app/services/sequencer.py); pulls return only positioned notices.
 _COLUMNS = [c.name for c in Notice.__table__.columns]
 _INSERT_NOTICE = Prepared(insert(Notice.__table__), column_keys=[c for c in _COLUMNS if c not in ("seq", "position")])
 _LEGACY_POSITION = Prepared(select(Notice.position).where(Notice.seq == bindparam("seq", type_=BigInteger)))

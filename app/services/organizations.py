@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.models.base import utcnow
-from app.models.organization import Organization, OrganizationPublic
+from app.models.organization import Organization
+from app.schemas.organization import OrganizationPublic
 
 KHOI_CODE = "khoi-cqtp"
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import String, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
+from app.infra.clock import today
 from app.models.base import utcnow
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus

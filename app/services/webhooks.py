@@ -28,13 +28,15 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from app.config import settings
 from app.errors import NotFound, Unprocessable
+from app.infra.config import settings
+from app.infra.loops import repeat
 from app.models.base import utcnow
 from app.models.notice import Notice
-from app.models.subscription import Delivery, DeliveryAttempt, Subscription, SubscriptionCreate
+from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from app.principal import Principal
-from app.statements import Prepared
+from app.repositories.prepared import Prepared
+from app.schemas.subscription import SubscriptionCreate
 
 log = logging.getLogger("app.webhooks")
 
@@ -444,19 +446,15 @@ async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome
 
 
 async def run_worker(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
-    """Background loop of a service process."""
+    """Background loop of a service process: deliver what is due, at once again while there was work."""
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
     ) as client:
-        while not stop.is_set():
-            try:
-                sent = await deliver_due(sessions=sessions, client=client)
-            except Exception:
-                log.warning("webhook delivery round failed; retrying", exc_info=True)
-                sent = 0
-            if sent:
-                continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.webhook_poll_seconds)
-            except TimeoutError:
-                pass
+        await repeat(
+            lambda: deliver_due(sessions=sessions, client=client),
+            stop=stop,
+            every=lambda: settings.webhook_poll_seconds,
+            log=log,
+            failure="webhook delivery round failed; retrying",
+            again=bool,
+        )

@@ -11,9 +11,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import auditing, validation_messages
-from app.db import unreachable
 from app.errors import AppError, problem
+from app.http import auditing, validation_messages
+from app.infra.db import unreachable
 
 log = logging.getLogger("app.errors")
 

@@ -8,12 +8,13 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auditing, statements
-from app.db import db
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.http import auditing
+from app.infra.db import db
+from app.infra.security import TokenError, keystore, verify_token
 from app.models.account import Role
 from app.principal import Principal
-from app.security import TokenError, keystore, verify_token
+from app.repositories import prepared
 from app.services.auth import principal_from_claims
 
 log = logging.getLogger("app.auth")
@@ -27,7 +28,7 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
             yield session
             try:
                 await auditing.record_success(session, request, response)
-                await statements.flush_deferred(session)
+                await prepared.flush_deferred(session)
             except Exception as exc:
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"

@@ -16,17 +16,17 @@ from sqlalchemy import BigInteger, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from app import auditing
 from app.errors import BadRequest, Conflict, Unprocessable
+from app.http import auditing
 from app.models.base import utcnow
 from app.models.idempotency import IdempotencyRecord
 from app.principal import Principal
-from app.statements import Prepared, defer
+from app.repositories.prepared import Prepared, defer
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPLAY_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
-# Prepared (app/statements.py): every push runs them.
+# Prepared (app/repositories/prepared.py): every push runs them.
 _LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)).label("locked")))
 _RECORD = Prepared(
     select(

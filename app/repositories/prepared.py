@@ -84,7 +84,7 @@ async def _on_driver(conn, method: str, sql: str, args: list[Any]) -> Any:
             return await getattr(adapted._connection, method)(sql, *args)
         except Exception as exc:
             if isinstance(exc, TimeoutError):
-                # Cut off by its deadline (app.db): close the connection now rather than wait for the cancel.
+                # Cut off by its deadline (app.infra.db): close the connection now rather than wait for the cancel.
                 adapted._connection.terminate()
             raise _translated(sql, exc) from exc
 
