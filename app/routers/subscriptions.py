@@ -4,13 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 
-from app.http.deps import SessionDep, require_roles
+from app.http.deps import SessionDep, Subscriber
 from app.http.pagination import decode_cursor, encode_cursor
 from app.infra.config import settings
-from app.models.account import Role
-from app.principal import Principal
 from app.schemas.subscription import (
     AttemptPublic,
     DeliveriesPublic,
@@ -24,7 +22,6 @@ from app.services import webhooks as svc
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["Nhận thông báo đẩy"])
 
-Subscriber = Annotated[Principal, Depends(require_roles(Role.clerk, Role.officer, Role.admin))]
 _NOT_FOUND = {404: {"description": "Không có đăng ký này trong tổ chức"}}
 _EXAMPLE = {
     "https": {

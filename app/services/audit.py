@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jose import jws
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import BadRequest, NotFound
@@ -21,9 +21,8 @@ from app.infra.spool import spool
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.models.base import utcnow
 from app.principal import Principal
-from app.repositories.prepared import Prepared, defer
+from app.repositories import audit as audit_rows
 from app.schemas.audit import VerificationProblem, VerificationReport
-from app.services.scoping import audit_entries_visible_to
 
 log = logging.getLogger("app.audit")
 
@@ -69,19 +68,11 @@ def link_hash(previous: str, entry_digest: str) -> str:
     return hashlib.sha256((previous + entry_digest).encode()).hexdigest()
 
 
-_ENTRY_FIELDS = [name for name in _HASHED if name != "seq"]
-_INSERT_ENTRY = Prepared(insert(AuditEntry.__table__), column_keys=_ENTRY_FIELDS)
-
-
 async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any) -> None:
     """Add one entry to the session's transaction (sealed later, in commit order); `deferred`: with the request's
     last statement. Prepared: this runs on every request. `tx` comes from the column's default: the inserting
     transaction's id."""
-    params = {"occurred_at": utcnow(), **fields}
-    if deferred:
-        defer(session, _INSERT_ENTRY, params)
-    else:
-        await _INSERT_ENTRY.execute(session, params)
+    await audit_rows.insert_entry(session, {"occurred_at": utcnow(), **fields}, deferred=deferred)
 
 
 # ---- sealing ------------------------------------------------------------------------------------------------
@@ -557,7 +548,11 @@ class EntryFilter:
 
 
 def _entries_query(principal: Principal, f: EntryFilter):
-    stmt = select(AuditEntry).where(audit_entries_visible_to(principal)).order_by(AuditEntry.seq)
+    stmt = (
+        select(AuditEntry)
+        .where(audit_rows.readable(khoi=principal.is_khoi, org=principal.org_code))
+        .order_by(AuditEntry.seq)
+    )
     if f.org:
         stmt = stmt.where((AuditEntry.actor_org == f.org) | (AuditEntry.counterpart_org == f.org))
     if f.actor:

@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from jose import jwk
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Forbidden, NotFound, Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.infra.clock import today
 from app.infra.config import settings
 from app.infra.db import db
@@ -38,9 +37,10 @@ from app.schemas.feedback import (
     SkipReason,
     UnitProgress,
 )
-from app.services import notices, webhooks
+from app.services import notices, policy, webhooks
 from app.services.organizations import KHOI_CODE
 from app.services.sequencer import PENDING
+from app.services.signed import NoticeContent, signed_content
 
 log = logging.getLogger("app.feedback")
 
@@ -69,8 +69,7 @@ async def start(
     *, session: AsyncSession, principal: Principal, data: FeedbackRoundCreate
 ) -> tuple[FeedbackRound, bool]:
     """Open the year's round (or find it again); returns (round, created). Requests are made by `run`."""
-    if not principal.is_khoi:
-        raise Forbidden("Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.", code="khoi_only")
+    policy.require_khoi(principal, "Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.")
     if data.deadline < today():
         raise Unprocessable("Hạn trả lời (deadline) đã qua.", code="due_date_in_past")
     key = _scope_key(data.units)
@@ -155,7 +154,7 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
     async with db.sessions() as session:
         rnd = await session.get(FeedbackRound, round_id)
         subs = {
-            org: [SimpleNamespace(id=s.id, kinds=list(s.kinds)) for s in found]
+            org: [webhooks.Wanted(id=s.id, kinds=list(s.kinds) if s.kinds is not None else None) for s in found]
             for org, found in (await webhooks.subscriptions_by_org(session=session)).items()
         }
         await session.commit()
@@ -301,16 +300,8 @@ def build_batch(
                 "created_by": spec["created_by"],
                 "created_at": now,
             }
-            content = {
-                **{k: row[k] for k in ("kind", "sender_org", "recipient_org", "member_card_no", "payload")},
-                "id": str(notice_id),
-                "thread_id": str(notice_id),
-                "in_reply_to": None,
-                "supersedes": None,
-                "due_date": spec["deadline"].isoformat(),
-                "created_at": now.isoformat(),
-            }
-            row["signature"] = sign_compact(notices.canonical(content, []), signer=signer, kid=kid, typ=NOTICE_TYP)
+            content = NoticeContent.of_row(row)
+            row["signature"] = sign_compact(signed_content(content, []), signer=signer, kid=kid, typ=NOTICE_TYP)
             notice_rows.append(row)
             delivery_rows += webhooks.delivery_rows(
                 subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now
@@ -480,8 +471,7 @@ async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = 
 
 async def remind(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> int:
     """Remind now (Khối only); still at most once per interval per request."""
-    if not principal.is_khoi:
-        raise Forbidden("Chỉ Đảng ủy Khối gửi nhắc nhở.", code="khoi_only")
+    policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi nhắc nhở.")
     await get_round(session=session, round_id=round_id)
     return await send_reminders(session=session, round_id=round_id)
 

@@ -13,7 +13,7 @@ from app.models.base import utcnow
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.principal import Principal
-from app.services.scoping import notices_visible_to
+from app.repositories.notices import readable as notices_readable
 
 K = NoticeKind
 LABELS = {
@@ -87,7 +87,7 @@ async def reconciliation(*, session: AsyncSession, principal: Principal, days: i
             await session.execute(
                 select(Notice, Member.full_name)
                 .join(Member, Member.party_card_no == Notice.member_card_no, isouter=True)
-                .where(notices_visible_to(principal), condition)
+                .where(notices_readable(principal.org_code), condition)
                 .order_by(Notice.seq)
                 .limit(limit)
             )

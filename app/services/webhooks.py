@@ -16,15 +16,15 @@ import secrets
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -35,7 +35,8 @@ from app.models.base import utcnow
 from app.models.notice import Notice
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from app.principal import Principal
-from app.repositories.prepared import Prepared
+from app.repositories import webhooks as subscription_rows
+from app.repositories.notices import NoticeRow
 from app.schemas.subscription import SubscriptionCreate
 
 log = logging.getLogger("app.webhooks")
@@ -194,8 +195,8 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
     return secret
 
 
-# A subscription that receives deliveries.
-_ACTIVE = (Subscription.active.is_(True), Subscription.deleted_at.is_(None))
+_ACTIVE = subscription_rows.ACTIVE
+Wanted = subscription_rows.Wanted
 
 
 async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | None = None) -> dict[str, list]:
@@ -209,7 +210,9 @@ async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | N
     return out
 
 
-def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, created_at: datetime) -> list[dict]:
+def delivery_rows(
+    subs: Sequence[Subscription | Wanted], *, notice_id: uuid.UUID, kind: str, created_at: datetime
+) -> list[dict]:
     """The outbox rows announcing one notice to the subscriptions that want its kind."""
     rows = []
     for sub in subs:
@@ -238,23 +241,12 @@ def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, 
     return rows
 
 
-class _Wanted(NamedTuple):
-    id: uuid.UUID
-    kinds: list[str] | None
-
-
-# Prepared: it runs with every notice.
-_WANTED = Prepared(
-    select(Subscription.id, Subscription.kinds).where(Subscription.org_code == bindparam("org"), *_ACTIVE)
-)
-
-
-async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
+async def enqueue(*, session: AsyncSession, notice: Notice | NoticeRow) -> None:
     """In the notice's own transaction: one delivery per matching subscription of the recipient."""
-    subs = [_Wanted(r["id"], r["kinds"]) for r in await _WANTED.fetch(session, {"org": notice.recipient_org})]
+    subs = await subscription_rows.wanted_by(session, notice.recipient_org)
     if subs:
         rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
-        session.add_all([Delivery(**row) for row in rows])
+        subscription_rows.add_deliveries(session, rows)
 
 
 async def deliveries(
