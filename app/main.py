@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.errors import COMMON_PROBLEMS
 from app.http.handlers import install_error_handlers
 from app.http.middleware import RequestContextMiddleware
+from app.http.problems import COMMON_PROBLEMS
 from app.infra.config import settings
 from app.infra.db import db
 from app.infra.logs import configure_logging

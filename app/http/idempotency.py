@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -97,3 +98,26 @@ async def run(
         },
     )
     return JSONResponse(body, status_code=status_code, headers=extra)
+
+
+async def created(
+    *,
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    produce: Callable[[], Awaitable[BaseModel]],
+    location: Callable[[Any], str],
+    fingerprint_extra: bytes | None = None,
+) -> JSONResponse:
+    """A creating call: 201 with the new resource's Location, once per Idempotency-Key."""
+    return await run(
+        request=request,
+        session=session,
+        principal=principal,
+        key=key,
+        status_code=201,
+        produce=produce,
+        headers=lambda result: {"Location": location(result)},
+        fingerprint_extra=fingerprint_extra,
+    )

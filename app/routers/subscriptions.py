@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 
 from app.http.deps import SessionDep, Subscriber
-from app.http.pagination import decode_cursor, encode_cursor
+from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
 from app.infra.config import settings
 from app.schemas.subscription import (
     AttemptPublic,
@@ -111,22 +111,19 @@ async def list_deliveries(
     session: SessionDep,
     principal: Subscriber,
     subscription_id: uuid.UUID,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+    cursor: CursorParam = None,
+    limit: LimitParam = settings.page_size_default,
 ) -> DeliveriesPublic:
-    after = decode_cursor(cursor, datetime.fromisoformat)
-    rows = await svc.deliveries(
-        session=session,
-        principal=principal,
-        subscription_id=subscription_id,
-        after=after[0] if after else None,
-        limit=limit + 1,
+    after = after_value(cursor, datetime.fromisoformat)
+    page = await fetch_page(
+        lambda n: svc.deliveries(
+            session=session, principal=principal, subscription_id=subscription_id, after=after, limit=n
+        ),
+        limit,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     return DeliveriesPublic(
-        items=[_delivery(d, a) for d, a in rows],
-        next_cursor=encode_cursor(rows[-1][0].created_at.isoformat()) if more else None,
+        items=[_delivery(d, a) for d, a in page.items],
+        next_cursor=page.next_cursor(lambda row: row[0].created_at.isoformat()),
     )
 
 

@@ -4,6 +4,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.infra.clock import today
 from app.models.member import ExemptionCategory, ResidenceStatus
 from app.text import Code, Name, Text
 
@@ -31,7 +32,7 @@ class MemberUpsert(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "MemberUpsert":
-        if self.birth_date < date(1900, 1, 1) or self.birth_date > date.today():
+        if self.birth_date < date(1900, 1, 1) or self.birth_date > today():
             raise ValueError("birth_date: ngày sinh không hợp lệ")
         if self.residence_since < self.birth_date:
             raise ValueError("residence_since: ngày bắt đầu cư trú không được trước ngày sinh")

@@ -40,7 +40,7 @@ from app.schemas.feedback import (
 from app.services import notices, policy, webhooks
 from app.services.organizations import KHOI_CODE
 from app.services.sequencer import PENDING
-from app.services.signed import NoticeContent, signed_content
+from app.services.signed import signed_content
 
 log = logging.getLogger("app.feedback")
 
@@ -300,8 +300,7 @@ def build_batch(
                 "created_by": spec["created_by"],
                 "created_at": now,
             }
-            content = NoticeContent.of_row(row)
-            row["signature"] = sign_compact(signed_content(content, []), signer=signer, kid=kid, typ=NOTICE_TYP)
+            row["signature"] = sign_compact(signed_content(row, []), signer=signer, kid=kid, typ=NOTICE_TYP)
             notice_rows.append(row)
             delivery_rows += webhooks.delivery_rows(
                 subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now

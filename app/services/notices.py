@@ -38,7 +38,7 @@ from app.schemas.notice import (
 from app.services import policy, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
 from app.services.sequencer import PENDING, sequencer
-from app.services.signed import NoticeContent, signed_content
+from app.services.signed import content_of, signed_content
 
 __all__ = ["PullFilter"]
 
@@ -88,7 +88,7 @@ def receipt(n: Notice | NoticeRow, principal: Principal, docs: list[Document]) -
         "id": str(n.id),
         "supplier_org": n.sender_org,
         "supplied_by": principal.login,
-        "sha256": hashlib.sha256(signed_content(NoticeContent.of(n), docs)).hexdigest(),
+        "sha256": hashlib.sha256(signed_content(content_of(n), docs)).hexdigest(),
         "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs],
         "received_at": n.created_at.isoformat(),
     }
@@ -153,7 +153,7 @@ async def _insert(
         created_at=utcnow(),
     )  # fmt: skip
     # Signed once, here, so that pulls stay cheap.
-    notice.signature = sign_jws(signed_content(NoticeContent.of(notice), list(docs)), typ=NOTICE_TYP)
+    notice.signature = sign_jws(signed_content(content_of(notice), list(docs)), typ=NOTICE_TYP)
     await rows.insert_notice(session, notice, [d.id for d in docs])
     session.info[PENDING] = True  # wake the sequencer once this commits
     await webhooks.enqueue(session=session, notice=notice)

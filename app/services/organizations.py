@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
+from app.infra.clock import today
 from app.models.base import utcnow
 from app.models.organization import Organization
 from app.schemas.organization import OrganizationPublic
@@ -43,9 +44,7 @@ async def load_registry(*, session: AsyncSession, entries: list[dict] | None = N
 
 
 def to_public(org: Organization) -> OrganizationPublic:
-    return OrganizationPublic(
-        **org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(date.today())
-    )
+    return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(today()))
 
 
 async def list_organizations(*, session: AsyncSession, kind: str | None, active_only: bool) -> list[Organization]:
@@ -54,7 +53,7 @@ async def list_organizations(*, session: AsyncSession, kind: str | None, active_
     if kind:
         stmt = stmt.where(Organization.kind == kind)
     orgs = list((await session.execute(stmt)).scalars())
-    return [o for o in orgs if o.is_active(date.today())] if active_only else orgs
+    return [o for o in orgs if o.is_active(today())] if active_only else orgs
 
 
 async def get_organization(*, session: AsyncSession, code: str) -> Organization:
