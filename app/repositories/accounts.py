@@ -1,11 +1,12 @@
-"""Accounts in the database: the per-request lookup of the caller's account (prepared: every authenticated
-request runs it)."""
+"""Accounts in the database: the scope rule for account administration, and the per-request lookup of the caller's
+account (prepared: every authenticated request runs it)."""
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import ColumnElement, and_, bindparam, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.account import Account
@@ -42,3 +43,40 @@ async def enabled_caller(session: AsyncSession, account_id: uuid.UUID) -> Caller
     """The enabled account `account_id` and its committee's kind."""
     row = await _CALLER.fetchrow(session, {"account_id": account_id})
     return CallerRow(**row) if row is not None else None
+
+
+def readable(*, khoi: bool, org: str) -> ColumnElement[bool]:
+    """The scope rule for accounts, and the only one: the Khối's admins see every committee's accounts, a district
+    admin its own committee's."""
+    return true() if khoi else Account.org_code == org
+
+
+class LoginTaken(Exception):
+    """Another account already has this login."""
+
+
+async def add(session: AsyncSession, account: Account) -> None:
+    """Store a new account; LoginTaken when its login exists (the transaction goes on)."""
+    session.add(account)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise LoginTaken from None
+
+
+async def page(
+    session: AsyncSession, *, khoi: bool, org: str, org_code: str | None, after: str | None, limit: int
+) -> list[Account]:
+    """Accounts in scope, by login, after `after`."""
+    stmt = select(Account).where(readable(khoi=khoi, org=org)).order_by(Account.login).limit(limit)
+    if org_code:
+        stmt = stmt.where(Account.org_code == org_code)
+    if after:
+        stmt = stmt.where(Account.login > after)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_visible(session: AsyncSession, *, khoi: bool, org: str, account_id: uuid.UUID) -> Account | None:
+    stmt = select(Account).where(Account.id == account_id, readable(khoi=khoi, org=org))
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -3,10 +3,12 @@
 Profiling the service under load (see the README's benchmark section) showed SQLAlchemy spending 200–400 µs of
 CPU per statement on building execution contexts and ORM results: on the hot paths (every authenticated request,
 its audit entry, push, pull, acknowledge, read) that was most of each request. These statements are still
-SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once; on PostgreSQL
-it runs straight on the session's asyncpg connection, inside the session's transaction; on SQLite (in-process, no
-round trips to save) it runs through the session as usual. Rows come back as mappings (`row["column"]`) holding
-the same Python types on both databases.
+SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once (SQLAlchemy's
+public compiler API: the SQL text, the positional parameters, each parameter type's bind processor); on PostgreSQL
+it runs on the session's asyncpg connection (`driver_connection`), inside the session's transaction: the
+transaction's first statement goes through SQLAlchemy (`exec_driver_sql`, which begins it), the rest straight on
+the driver. On SQLite (in-process, no round trips to save) it runs through the session as usual. Rows come back
+as mappings (`row["column"]`) holding the same Python types on both databases. Only repositories use this module.
 """
 
 import functools

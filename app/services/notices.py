@@ -40,8 +40,6 @@ from app.services.organizations import KHOI_CODE, get_organization
 from app.services.sequencer import PENDING, sequencer
 from app.services.signed import content_of, signed_content
 
-__all__ = ["PullFilter"]
-
 K = NoticeKind
 
 # Who may start which kind: the Khối introduces and asks for comments; districts accept and comment.

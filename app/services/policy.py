@@ -33,3 +33,8 @@ def require_district(principal: Principal, detail: str, *, code: str) -> None:
     """Only a district committee may do this (403 with `code`)."""
     if principal.is_khoi:
         raise Forbidden(detail, code=code)
+
+
+def may_manage_accounts(principal: Principal, org_code: str) -> bool:
+    """Khối admins manage every committee's accounts; a district admin only its own."""
+    return principal.has_role(Role.admin) and (principal.is_khoi or principal.org_code == org_code)

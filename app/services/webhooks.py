@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -35,7 +34,7 @@ from app.models.base import utcnow
 from app.models.notice import Notice
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from app.principal import Principal
-from app.repositories import webhooks as subscription_rows
+from app.repositories import webhooks as repo
 from app.repositories.notices import NoticeRow
 from app.schemas.subscription import SubscriptionCreate
 
@@ -149,37 +148,27 @@ async def create(*, session: AsyncSession, principal: Principal, data: Subscript
         secret=_seal(secret),
         created_by=principal.account_id,
     )
-    session.add(sub)
-    await session.flush()
+    await repo.add(session, sub)
     return sub, secret
 
 
 async def get_own(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """The caller's committee's subscription, or 404."""
-    sub = await session.get(Subscription, subscription_id)
-    if sub is None or sub.org_code != principal.org_code or sub.deleted_at is not None:
+    sub = await repo.get_own(session, org=principal.org_code, subscription_id=subscription_id)
+    if sub is None:
         raise NotFound("Không tìm thấy đăng ký nhận thông báo.", code="subscription_not_found")
     return sub
 
 
 async def list_own(*, session: AsyncSession, principal: Principal) -> list[Subscription]:
-    stmt = (
-        select(Subscription)
-        .where(Subscription.org_code == principal.org_code, Subscription.deleted_at.is_(None))
-        .order_by(Subscription.created_at)
-    )
-    return list((await session.execute(stmt)).scalars())
+    return await repo.own(session, principal.org_code)
 
 
 async def delete(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """Stop delivering; what was pending is cancelled, the history stays."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
     sub.deleted_at, sub.active = utcnow(), False
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.subscription_id == sub.id, Delivery.status == "pending")
-        .values(status="cancelled")
-    )
+    await repo.cancel_pending(session, sub.id)
     await session.flush()
     return sub
 
@@ -195,19 +184,14 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
     return secret
 
 
-_ACTIVE = subscription_rows.ACTIVE
-Wanted = subscription_rows.Wanted
+Wanted = repo.Wanted
 
 
-async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | None = None) -> dict[str, list]:
+async def subscriptions_by_org(
+    *, session: AsyncSession, org_codes: set[str] | None = None
+) -> dict[str, list[Subscription]]:
     """Active subscriptions, by committee (for creating deliveries in bulk)."""
-    stmt = select(Subscription).where(*_ACTIVE)
-    if org_codes is not None:
-        stmt = stmt.where(Subscription.org_code.in_(org_codes))
-    out: dict[str, list] = {}
-    for sub in (await session.execute(stmt)).scalars():
-        out.setdefault(sub.org_code, []).append(sub)
-    return out
+    return await repo.active_by_org(session, org_codes)
 
 
 def delivery_rows(
@@ -243,10 +227,10 @@ def delivery_rows(
 
 async def enqueue(*, session: AsyncSession, notice: Notice | NoticeRow) -> None:
     """In the notice's own transaction: one delivery per matching subscription of the recipient."""
-    subs = await subscription_rows.wanted_by(session, notice.recipient_org)
+    subs = await repo.wanted_by(session, notice.recipient_org)
     if subs:
         rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
-        subscription_rows.add_deliveries(session, rows)
+        repo.add_deliveries(session, rows)
 
 
 async def deliveries(
@@ -254,25 +238,7 @@ async def deliveries(
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
     """The subscription's deliveries, newest first, each with every attempt."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
-    stmt = (
-        select(Delivery)
-        .where(Delivery.subscription_id == sub.id)
-        .order_by(Delivery.created_at.desc(), Delivery.id)
-        .limit(limit)
-    )
-    if after is not None:
-        stmt = stmt.where(Delivery.created_at < after)
-    rows = list((await session.execute(stmt)).scalars())
-    attempts: dict[uuid.UUID, list[DeliveryAttempt]] = {}
-    if rows:
-        found = await session.execute(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_([d.id for d in rows]))
-            .order_by(DeliveryAttempt.attempt)
-        )
-        for a in found.scalars():
-            attempts.setdefault(a.delivery_id, []).append(a)
-    return [(d, attempts.get(d.id, [])) for d in rows]
+    return await repo.deliveries_of(session, subscription_id=sub.id, after=after, limit=limit)
 
 
 async def redeliver(
@@ -280,7 +246,7 @@ async def redeliver(
 ) -> Delivery:
     """Send a delivery again, now (its history is kept)."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
-    delivery = await session.get(Delivery, delivery_id)
+    delivery = await repo.delivery(session, delivery_id)
     if delivery is None or delivery.subscription_id != sub.id:
         raise NotFound("Không tìm thấy lần gửi này.", code="delivery_not_found")
     if not sub.active:
@@ -372,28 +338,13 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
     """Lease due deliveries, send them concurrently, record the outcomes; returns how many were sent."""
     lease = timedelta(seconds=settings.webhook_timeout_seconds + 15)
     async with sessions() as session:
-        due = list(
-            (
-                await session.execute(
-                    select(Delivery)
-                    .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow())
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
-        )
+        due = await repo.due(session, now=utcnow(), batch=batch)
         if not due:
             await session.commit()
             return 0
         for d in due:  # leased: no other worker picks these up until the lease runs out
             d.next_attempt_at = utcnow() + lease
-        subs = {
-            s.id: s
-            for s in (
-                await session.execute(select(Subscription).where(Subscription.id.in_({d.subscription_id for d in due})))
-            ).scalars()
-        }
+        subs = await repo.subscriptions(session, {d.subscription_id for d in due})
         await session.commit()
     outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due), return_exceptions=True)
     outcomes = [o if isinstance(o, dict) else _failed(type(o).__name__) for o in outcomes]
@@ -405,16 +356,17 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
 
 
 async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome: dict) -> None:
-    delivery = await session.get(Delivery, d.id)
+    delivery = await repo.delivery(session, d.id)
     delivery.attempts += 1
-    session.add(
+    repo.add_attempt(
+        session,
         DeliveryAttempt(
             delivery_id=d.id,
             attempt=delivery.attempts,
             status_code=outcome["status_code"],
             error=outcome["error"],
             duration_ms=outcome["duration_ms"],
-        )
+        ),
     )
     code = outcome["status_code"]
     if code is not None and 200 <= code < 300:
@@ -422,11 +374,7 @@ async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome
     elif code == 410 or outcome["error"] == "subscription_disabled":
         delivery.status = "failed"
         if code == 410:
-            await session.execute(
-                update(Subscription)
-                .where(Subscription.id == sub.id)
-                .values(active=False, disabled_reason="Bên nhận trả về 410 Gone")
-            )
+            await repo.disable(session, sub.id, "Bên nhận trả về 410 Gone")
             log.warning("subscription %s disabled: receiver answered 410", sub.id)
     else:
         following = _next_attempt(delivery.attempts, outcome["retry_after"])
