@@ -8,8 +8,8 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401 - registers every table on SQLModel.metadata
 from alembic import context
-from app.config import settings
-from app.db import ensure_sqlite_dir
+from app.infra.config import settings
+from app.infra.db import ensure_sqlite_dir
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -9,8 +9,9 @@ from pathlib import Path
 from alembic.config import Config
 
 from alembic import command
-from app.config import settings
-from app.models.account import AccountCreate, AccountKind, AccountPublic, Role
+from app.infra.config import settings
+from app.models.account import AccountKind, Role
+from app.schemas.account import AccountCreate, AccountPublic
 
 USERNAME_RULE = "3-64 characters: lowercase letters a-z, digits, '.', '_' or '-', starting with a letter or digit"
 
@@ -70,8 +71,8 @@ def migrate(revision: str = "head") -> None:
 
 
 async def _bootstrap(demo: bool) -> dict:
-    from app.db import db
-    from app.demo import ensure_demo_accounts, ensure_demo_members
+    from app.devdata.demo import ensure_demo_accounts, ensure_demo_members
+    from app.infra.db import db
     from app.services.keys import ensure_signing_key
     from app.services.organizations import load_registry
 
@@ -99,7 +100,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 
 async def _create_account(data: AccountCreate) -> dict:
-    from app.db import db
+    from app.infra.db import db
     from app.services.accounts import create_account
 
     async with db.sessions() as session:
@@ -146,7 +147,7 @@ def cmd_create_user(args: argparse.Namespace) -> None:
 async def _rotate_secret(login: str) -> dict:
     from sqlalchemy import select
 
-    from app.db import db
+    from app.infra.db import db
     from app.models.account import Account
     from app.services.accounts import rotate_secret
 
@@ -169,7 +170,7 @@ def cmd_rotate_secret(args: argparse.Namespace) -> None:
 
 
 async def _rotate() -> dict:
-    from app.db import db
+    from app.infra.db import db
     from app.services.keys import rotate_keys
 
     async with db.sessions() as session:
@@ -178,7 +179,7 @@ async def _rotate() -> dict:
     await db.engine.dispose()
     from datetime import timedelta
 
-    from app.security import KeyStore
+    from app.infra.security import KeyStore
 
     # Running services reload their keys at most KeyStore.REFRESH_SECONDS after their last load, on a request.
     switch_by = key.created_at + timedelta(seconds=KeyStore.REFRESH_SECONDS)
@@ -186,7 +187,7 @@ async def _rotate() -> dict:
 
 
 def cmd_rotate_keys(_args: argparse.Namespace) -> None:
-    from app.security import KeyStore
+    from app.infra.security import KeyStore
 
     out = asyncio.run(_rotate())
     print(json.dumps(out))
@@ -199,10 +200,10 @@ def cmd_rotate_keys(_args: argparse.Namespace) -> None:
 
 
 async def _verify_audit(checkpoints: list[str], resume: bool) -> dict:
-    from app.db import db
-    from app.security import keystore
+    from app.infra.db import db
+    from app.infra.security import keystore
+    from app.infra.spool import spool
     from app.services import audit
-    from app.spool import spool
 
     async with db.sessions() as session:
         await keystore.load(session)
@@ -229,7 +230,7 @@ def cmd_verify_audit(args: argparse.Namespace) -> None:
 
 
 async def _housekeeping() -> dict:
-    from app.db import db
+    from app.infra.db import db
     from app.services import housekeeping
 
     removed = await housekeeping.run_once()
@@ -242,8 +243,8 @@ def cmd_housekeeping(_args: argparse.Namespace) -> None:
 
 
 async def _generate(count: int, start: int, seed: int) -> dict:
-    from app.db import db
-    from app.synthetic import insert_members, make_members
+    from app.devdata.synthetic import insert_members, make_members
+    from app.infra.db import db
 
     done = 0
     chunk = 50_000

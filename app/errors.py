@@ -1,10 +1,6 @@
-"""Errors that carry their HTTP status and machine code, rendered as RFC 9457 problem documents."""
+"""Errors that carry their HTTP status and machine code (rendered as problem documents by app.http.problems)."""
 
 from typing import Any
-
-from fastapi.responses import JSONResponse
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class AppError(Exception):
@@ -129,55 +125,3 @@ class ServiceUnavailable(AppError):
 
     def __init__(self, detail: str | None = None, *, code: str | None = None, retry_after: int = 5) -> None:
         super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
-
-
-def problem(
-    status: int, code: str, title: str, detail: str, *, headers: dict | None = None, extra: dict | None = None
-) -> JSONResponse:
-    """Render one RFC 9457 problem document."""
-    body = {
-        "type": f"https://member-exchange.hanoi/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **(extra or {}),
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI `responses` entries for problem documents (RFC 9457)."""
-    described = {
-        400: "Yêu cầu không hợp lệ",
-        401: "Thiếu hoặc sai mã truy cập",
-        403: "Không có quyền",
-        404: "Không có, hoặc không thuộc phạm vi của tổ chức",
-        405: "Phương thức không được hỗ trợ",
-        409: "Xung đột",
-        413: "Nội dung quá lớn",
-        414: "Địa chỉ quá dài",
-        415: "Kiểu nội dung không hỗ trợ",
-        422: "Dữ liệu không hợp lệ",
-        429: "Quá nhiều yêu cầu",
-        503: "Tạm thời không sẵn sàng",
-        507: "Kho lưu trữ đầy",
-    }
-    schema = {
-        "type": "object",
-        "required": ["type", "title", "status", "detail", "code"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "code": {"type": "string"},
-        },
-    }
-    return {
-        s: {"description": described[s], "content": {"application/problem+json": {"schema": schema}}} for s in statuses
-    }
-
-
-# What any route may answer besides its own documented outcomes.
-COMMON_PROBLEMS = problem_responses(400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 503)

@@ -7,15 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import settings
-from app.db import db
-from app.errors import COMMON_PROBLEMS
-from app.handlers import install_error_handlers
-from app.logs import configure_logging
+from app.http.handlers import install_error_handlers
+from app.http.middleware import RequestContextMiddleware
+from app.http.problems import COMMON_PROBLEMS
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.logs import configure_logging
+from app.infra.security import keystore
 from app.metrics import collect as metrics_collect
 from app.metrics import retire_this_process
 from app.metrics.middleware import MetricsMiddleware
-from app.middleware import RequestContextMiddleware
 from app.routers import (
     accounts,
     auth,
@@ -32,11 +33,9 @@ from app.routers import (
     supplier_keys,
 )
 from app.routers import audit as audit_router
-from app.security import keystore
 from app.services import audit, feedback, housekeeping, webhooks
 from app.services.keys import ensure_signing_key
 from app.services.sequencer import sequencer
-from app.spool import run_replayer, spool
 
 log = logging.getLogger("app")
 
@@ -78,7 +77,7 @@ async def lifespan(_app: FastAPI):
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop)),
-        asyncio.create_task(run_replayer(spool=spool, sessions=db.sessions, stop=stop)),
+        asyncio.create_task(audit.run_replayer(sessions=db.sessions, stop=stop)),
         asyncio.create_task(sequencer.run(sessions=db.sessions, stop=stop)),
     ]
     if settings.webhook_worker:

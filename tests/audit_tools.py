@@ -2,7 +2,7 @@
 
 from sqlalchemy import text
 
-from app.db import db
+from app.infra.db import db
 from tests.conftest import IS_POSTGRES
 
 

@@ -52,10 +52,10 @@ from sqlalchemy import text  # noqa: E402
 
 from alembic import command  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
-from app.config import settings  # noqa: E402
-from app.db import db  # noqa: E402
+from app.infra.config import settings  # noqa: E402
+from app.infra.db import db  # noqa: E402
+from app.infra.security import keystore, verified_tokens  # noqa: E402
 from app.main import app  # noqa: E402
-from app.security import keystore, verified_tokens  # noqa: E402
 from app.services.keys import ensure_signing_key  # noqa: E402
 from app.services.organizations import load_registry  # noqa: E402
 from tests.helpers import ACCOUNTS, Party  # noqa: E402

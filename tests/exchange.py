@@ -3,7 +3,7 @@
 import itertools
 from datetime import date, timedelta
 
-from app.clock import today
+from app.infra.clock import today
 
 _cards = itertools.count(10_000_001)
 

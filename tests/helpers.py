@@ -6,8 +6,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from app.infra.security import hash_secret
 from app.models.account import Account
-from app.security import hash_secret
 
 KHOI = "khoi-cqtp"
 

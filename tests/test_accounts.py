@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import select
 
-from app.db import db
+from app.infra.db import db
 from app.models.account import Account
 from tests.helpers import assert_problem
 

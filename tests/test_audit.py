@@ -8,7 +8,7 @@ import pytest
 from jwcrypto import jwk, jws
 from sqlalchemy import text
 
-from app.db import db
+from app.infra.db import db
 from app.services.audit import verify
 from tests.audit_tools import entries, rewrite_chain, tamper
 from tests.conftest import IS_POSTGRES

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.db import db
+from app.infra.db import db
 from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, violation
 from tests.live import ROOT, auth_header, ready, serve, stop

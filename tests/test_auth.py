@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from jose import jwt
 from sqlalchemy import select, update
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.security import keystore
 from app.models.account import Account, SigningKey
-from app.security import keystore
 from app.services.keys import rotate_keys
 from tests.helpers import ACCOUNTS, assert_problem
 

@@ -19,9 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from app.config import settings
-from app.db import db
-from app.spool import AuditSpool
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.spool import AuditSpool
+from app.services import audit
 from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, pull_all, violation
 from tests.helpers import assert_problem
@@ -321,11 +322,11 @@ async def test_a_replay_interrupted_before_the_spool_was_trimmed_writes_nothing_
         await spool.append({"request_id": request_id, "action": "notice.push", "outcome": "failed", "http_status": 503})
     (spooled,) = [p for p in tmp_path.iterdir() if p.name.endswith(".jsonl")]
     kept = spooled.read_bytes()
-    assert await spool.replay(db.sessions) == 5
+    assert await spool.replay(db.sessions, audit.append) == 5
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")], "the replayed file is deleted"
     # A crash after the commit and before the delete: the same file is there again at the next start.
     spooled.write_bytes(kept)
-    assert await spool.replay(db.sessions) == 0
+    assert await spool.replay(db.sessions, audit.append) == 0
     rows = await _audit_rows("request_id LIKE 'spool-%'")
     assert sorted(r["request_id"] for r in rows) == ids
     assert [r["request_id"] for r in sorted(rows, key=lambda r: r["seq"])] == ids, "in arrival order"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jwcrypto import jwk, jws
 
-from app.config import settings
+from app.infra.config import settings
 from tests import files
 from tests.exchange import add_member, introduction, pull_all, push, violation
 from tests.helpers import ACCOUNTS, assert_problem

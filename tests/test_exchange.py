@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import text, update
 
-from app.clock import today
-from app.db import db
+from app.infra.clock import today
+from app.infra.db import db
 from app.models.notice import Notice
 from tests.exchange import (
     accepted,
@@ -328,7 +328,7 @@ async def test_committed_notices_get_gapless_positions_and_pulls_return_them_in_
 async def test_a_cursor_handed_out_before_positions_existed_keeps_working(party):
     """Before positions, a cursor was [tx, seq] of the last notice returned; the migration numbered notices in that
     order, so the notice's position continues it. One naming no notice gets a clear 400: pull from the start."""
-    from app.pagination import encode_cursor
+    from app.http.pagination import encode_cursor
 
     khoi = await party("khoi_clerk")
     ba_dinh = await party("ba_dinh_system")

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import db
+from app.infra.db import db
+from app.infra.storage import StorageFull
 from app.services import documents as document_service
-from app.storage import StorageFull
 from tests import files
 from tests.conftest import IS_POSTGRES
 from tests.exchange import add_member, violation

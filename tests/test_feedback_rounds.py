@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text, update
 
-from app.clock import today
-from app.db import db
+from app.infra.clock import today
+from app.infra.db import db
 from app.models.feedback import FeedbackRoundItem
 from app.models.notice import Notice
 from tests.exchange import add_member, feedback_given, introduction, iso, member_body, pull_all, push, violation

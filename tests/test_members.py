@@ -4,7 +4,7 @@ import unicodedata
 
 from sqlalchemy import select
 
-from app.db import db
+from app.infra.db import db
 from app.models.member import Member
 from tests.exchange import add_member, member_body, new_card, pull_all
 from tests.helpers import assert_problem

@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.db import db
+from app.infra.db import db
 
 
 async def test_migrations_match_the_models():

@@ -19,8 +19,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
 from app.models.account import LoginThrottle
 from app.models.idempotency import IdempotencyRecord
 from app.models.subscription import Delivery, DeliveryAttempt

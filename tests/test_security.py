@@ -81,7 +81,7 @@ async def test_swagger_ui_may_not_be_framed_and_runs_only_its_own_scripts(client
 
 
 async def test_swagger_ui_can_be_turned_off(monkeypatch):
-    from app.config import settings
+    from app.infra.config import settings
     from app.main import create_app
 
     monkeypatch.setattr(settings, "docs_enabled", False)
@@ -156,7 +156,7 @@ async def test_a_stranger_cannot_lock_the_owner_out_of_its_usual_address(client)
 
 
 async def test_tokens_issued_to_one_account_are_capped(client, monkeypatch):
-    from app.config import settings
+    from app.infra.config import settings
 
     monkeypatch.setattr(settings, "login_max_tokens_per_account", 3)
     spec = ACCOUNTS["ba_dinh_system"]
@@ -172,7 +172,7 @@ async def test_logins_do_not_hold_the_event_loop(client, party, monkeypatch):
     import threading
     import time
 
-    from app import security
+    from app.infra import security
     from app.services import auth as auth_service
 
     ba_dinh = await party("ba_dinh_system")
@@ -234,7 +234,7 @@ async def test_the_operator_rotates_a_secret_from_the_command_line(client):
 
     from sqlalchemy import update
 
-    from app.db import db
+    from app.infra.db import db
     from app.models.account import Account
     from tests.helpers import hash_secret
 
@@ -384,7 +384,7 @@ async def _move_notice(party, card: str) -> dict:
     up directly: a pull on PostgreSQL may still hold back fresh notices, issue 13)."""
     from sqlalchemy import select
 
-    from app.db import db
+    from app.infra.db import db
     from app.models.notice import Notice
 
     async with db.sessions() as s:

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import Settings
-from app.db import db
+from app.infra.config import Settings
+from app.infra.db import db
 from tests.conftest import IS_POSTGRES
 from tests.helpers import assert_problem
 

@@ -7,8 +7,8 @@ from ipaddress import ip_network
 import pytest
 from sqlalchemy import select
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from tests.exchange import add_member, introduction, push
 from tests.helpers import assert_problem

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import text, update
 
-from app.db import db
+from app.infra.db import db
 from app.models.subscription import Delivery
 from app.services.webhooks import deliver_due
 from tests.conftest import IS_POSTGRES
@@ -122,7 +122,7 @@ async def test_retry_after_is_honoured(party, receiver):
 
 
 async def test_the_last_retry_marks_the_delivery_failed(party, receiver, monkeypatch):
-    from app.config import settings
+    from app.infra.config import settings
 
     monkeypatch.setattr(settings, "webhook_retry_schedule", [1, 1])
     ba_dinh = await party("ba_dinh_system")

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from app.config import settings
+from app.infra.config import settings
 
 METRICS_DIR: Path = settings.metrics_path
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)

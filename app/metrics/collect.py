@@ -12,8 +12,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.loops import repeat
 from app.metrics import DB_POOL_IN_USE, DB_POOL_SIZE, DB_POOL_WAITING, METRICS_DIR, reap_dead_workers
 from app.models.account import SigningKey
 from app.models.audit import AuditChainLink, AuditEntry
@@ -62,15 +63,11 @@ def sample_pool() -> None:
 
 async def run_sampler(*, stop: asyncio.Event, every: float = 5.0) -> None:
     """Background loop of each worker: keep its pool figures current for scrapes answered by another worker."""
-    while not stop.is_set():
-        try:
-            sample_pool()
-        except Exception:
-            log.warning("could not sample the connection pool", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            pass
+
+    async def step() -> None:
+        sample_pool()
+
+    await repeat(step, stop=stop, every=every, log=log, failure="could not sample the connection pool")
 
 
 # ---- figures from the database -----------------------------------------------------------------------------

@@ -5,11 +5,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 import sqlmodel as sm
-from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
 from app.models.base import JSONType, ts_field
-from app.text import Code
 
 
 class FeedbackRound(SQLModel, table=True):
@@ -52,52 +50,3 @@ class FeedbackRoundItem(SQLModel, table=True):
 
 
 # ---- API schemas ------------------------------------------------------------------------------------------
-
-
-class FeedbackRoundCreate(BaseModel):
-    model_config = {"extra": "forbid"}
-
-    year: int = Field(ge=2000, le=2100)
-    deadline: date
-    units: list[Code] = Field(
-        default_factory=list, max_length=200, description="grassroots unit codes; empty: every unit of the Khối"
-    )
-
-
-class Counts(BaseModel):
-    requested: int = 0
-    answered: int = 0
-    overdue: int = 0
-    skipped: int = 0
-
-
-class DistrictProgress(Counts):
-    district: str
-
-
-class UnitProgress(Counts):
-    unit_code: str
-
-
-class SkipReason(BaseModel):
-    reason: str
-    count: int
-
-
-class FeedbackRoundPublic(BaseModel):
-    id: uuid.UUID
-    year: int
-    deadline: date
-    units: list[str]
-    status: str = Field(description="running while requests are being created; then completed")
-    processed: int
-    totals: Counts
-    by_district: list[DistrictProgress]
-    by_unit: list[UnitProgress]
-    skipped_reasons: list[SkipReason]
-    created_at: datetime
-    completed_at: datetime | None
-
-
-class RemindersSent(BaseModel):
-    sent: int

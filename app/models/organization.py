@@ -36,12 +36,3 @@ class Organization(OrganizationBase, table=True):
 
     def is_active(self, on: date) -> bool:
         return self.valid_from <= on and (self.valid_to is None or on < self.valid_to)
-
-
-class OrganizationPublic(OrganizationBase):
-    active: bool
-
-
-class OrganizationsPublic(SQLModel):
-    items: list[OrganizationPublic]
-    next_cursor: str | None = None

@@ -1,4 +1,4 @@
-"""Audit entries replayed from the local spool (app.spool): one row per spooled entry, so none is written twice."""
+"""Audit entries replayed from the local spool (app.infra.spool): one row per spooled entry, none written twice."""
 
 from datetime import datetime
 

@@ -5,11 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from app import auditing
-from app.config import settings
-from app.deps import Admin, SessionDep
-from app.models.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
-from app.pagination import decode_cursor, encode_cursor
+from app.http import auditing
+from app.http.deps import Admin, SessionDep
+from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
+from app.infra.config import settings
+from app.schemas.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
 from app.services import accounts as svc
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["Quản trị tài khoản"])
@@ -54,6 +54,10 @@ async def create_account(
     return AccountCreated(**AccountPublic.of(account).model_dump(), secret=secret)
 
 
+def _login(account) -> str:
+    return account.login
+
+
 @router.get(
     "",
     name="account.list",
@@ -65,18 +69,14 @@ async def list_accounts(
     session: SessionDep,
     admin: Admin,
     org_code: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+    cursor: CursorParam = None,
+    limit: LimitParam = settings.page_size_default,
 ) -> AccountsPublic:
-    after = decode_cursor(cursor, str)
-    items = await svc.list_accounts(
-        session=session, principal=admin, org_code=org_code, after=after[0] if after else None, limit=limit + 1
+    after = after_value(cursor, str)
+    page = await fetch_page(
+        lambda n: svc.list_accounts(session=session, principal=admin, org_code=org_code, after=after, limit=n), limit
     )
-    more = len(items) > limit
-    items = items[:limit]
-    return AccountsPublic(
-        items=[AccountPublic.of(a) for a in items], next_cursor=encode_cursor(items[-1].login) if more else None
-    )
+    return AccountsPublic(items=[AccountPublic.of(a) for a in page.items], next_cursor=page.next_cursor(_login))
 
 
 @router.get(

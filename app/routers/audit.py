@@ -6,18 +6,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from app.config import settings
-from app.db import db
-from app.deps import Auditor, SessionDep
-from app.models.audit import (
+from app.http.deps import Auditor, SessionDep
+from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
+from app.infra.config import settings
+from app.infra.db import db
+from app.models.audit import Outcome
+from app.schemas.audit import (
     AuditEntriesPublic,
     AuditEntryPublic,
     CheckpointPublic,
     CheckpointsPublic,
-    Outcome,
     VerificationReport,
 )
-from app.pagination import decode_cursor, encode_cursor
 from app.services import audit as svc
 from app.text import Instant
 
@@ -76,18 +76,16 @@ async def list_entries(
     session: SessionDep,
     auditor: Auditor,
     filters: Filters,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+    cursor: CursorParam = None,
+    limit: LimitParam = settings.page_size_default,
 ) -> AuditEntriesPublic:
-    after = decode_cursor(cursor, int)
-    rows = await svc.list_entries(
-        session=session, principal=auditor, after=after[0] if after else None, limit=limit + 1, filters=filters
+    after = after_value(cursor, int)
+    page = await fetch_page(
+        lambda n: svc.list_entries(session=session, principal=auditor, after=after, limit=n, filters=filters), limit
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     return AuditEntriesPublic(
-        items=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=encode_cursor(rows[-1].seq) if more else None,
+        items=[AuditEntryPublic.model_validate(r, from_attributes=True) for r in page.items],
+        next_cursor=page.next_cursor(lambda r: r.seq),
     )
 
 

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel
 
-from app import auditing
-from app.db import db
-from app.deps import SessionDep
 from app.errors import Unprocessable
-from app.models.account import AccountKind, TokenResponse
-from app.net import client_address
-from app.security import keystore
+from app.http import auditing
+from app.http.deps import SessionDep
+from app.infra.db import db
+from app.infra.net import client_address
+from app.infra.security import keystore
+from app.models.account import AccountKind
+from app.schemas.account import TokenResponse
 from app.services import auth
 
 router = APIRouter(tags=["Xác thực"])

@@ -9,11 +9,12 @@ from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BeforeValidator
 
-from app import auditing, idempotency
-from app.deps import SessionDep, Worker
-from app.models.document import (
+from app.http import auditing, idempotency
+from app.http.deps import SessionDep, Worker
+from app.models.document import Document
+from app.principal import Principal
+from app.schemas.document import (
     Attester,
-    Document,
     DocumentCorrected,
     DocumentCreated,
     DocumentPublic,
@@ -21,7 +22,6 @@ from app.models.document import (
     ProvenanceVersion,
     SignatureCheck,
 )
-from app.principal import Principal
 from app.services import documents as svc
 from app.text import Name, Text
 
@@ -73,8 +73,32 @@ def public(doc: Document, superseded_by: uuid.UUID | None = None) -> DocumentPub
     )  # fmt: skip
 
 
-def _location(result: DocumentPublic) -> dict[str, str]:
-    return {"Location": f"/api/v1/documents/{result.id}"}
+def _location(result: DocumentPublic) -> str:
+    return f"/api/v1/documents/{result.id}"
+
+
+def _upload(
+    file: UploadFile,
+    supplier_unit: str | None,
+    attested_by: str | None,
+    signature: str | None,
+    *,
+    reason: str | None = None,
+) -> svc.Upload:
+    """What the form carries, for the service."""
+    return svc.Upload(
+        file=file.file,
+        file_name=file.filename or "",
+        supplier_unit=supplier_unit,
+        attested_by=attested_by,
+        signature=signature,
+        correction_reason=reason,
+    )
+
+
+def _note(request: Request, doc, **details: str) -> None:
+    """Name the stored document and its hash in this request's audit entry."""
+    auditing.note(request, resource_id=str(doc.id), details={"sha256": doc.sha256, **details})
 
 
 async def _run(request: Request, session, principal: Principal, key: str | None, file: UploadFile, produce):
@@ -84,14 +108,13 @@ async def _run(request: Request, session, principal: Principal, key: str | None,
         form = await request.form()
         fields = sorted((k, v) for k, v in form.multi_items() if isinstance(v, str))
         extra = await svc.upload_fingerprint(file.file) + repr(fields).encode()
-    return await idempotency.run(
+    return await idempotency.created(
         request=request,
         session=session,
         principal=principal,
         key=key,
-        status_code=201,
         produce=produce,
-        headers=_location,
+        location=_location,
         fingerprint_extra=extra,
     )
 
@@ -115,18 +138,9 @@ async def upload(
     idempotency_key: IdempotencyKey = None,
 ):
     async def produce() -> DocumentCreated:
-        doc = await svc.upload(
-            session=session,
-            principal=principal,
-            data=svc.Upload(
-                file=file.file,
-                file_name=file.filename or "",
-                supplier_unit=supplier_unit,
-                attested_by=attested_by,
-                signature=signature,
-            ),
-        )
-        auditing.note(request, resource_id=str(doc.id), details={"sha256": doc.sha256})
+        upload = _upload(file, supplier_unit, attested_by, signature)
+        doc = await svc.upload(session=session, principal=principal, data=upload)
+        _note(request, doc)
         return DocumentCreated(**public(doc).model_dump(), receipt=doc.receipt)
 
     return await _run(request, session, principal, idempotency_key, file, produce)
@@ -234,20 +248,9 @@ async def correct(
     idempotency_key: IdempotencyKey = None,
 ):
     async def produce() -> DocumentCorrected:
-        doc, sent = await svc.correct(
-            session=session,
-            principal=principal,
-            document_id=document_id,
-            data=svc.Upload(
-                file=file.file,
-                file_name=file.filename or "",
-                supplier_unit=supplier_unit,
-                attested_by=attested_by,
-                signature=signature,
-                correction_reason=reason,
-            ),
-        )
-        auditing.note(request, resource_id=str(doc.id), details={"sha256": doc.sha256, "supersedes": str(document_id)})
+        upload = _upload(file, supplier_unit, attested_by, signature, reason=reason)
+        doc, sent = await svc.correct(session=session, principal=principal, document_id=document_id, data=upload)
+        _note(request, doc, supersedes=str(document_id))
         return DocumentCorrected(
             **public(doc).model_dump(), receipt=doc.receipt, correction_notices=[n.id for n in sent]
         )

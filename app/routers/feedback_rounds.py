@@ -3,18 +3,15 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Request, Response
 
-from app import auditing
-from app.deps import SessionDep, Worker, require_roles
-from app.models.account import Role
-from app.models.feedback import FeedbackRoundCreate, FeedbackRoundPublic, RemindersSent
-from app.principal import Principal
+from app.http import auditing
+from app.http.deps import Organiser, SessionDep, Worker
+from app.schemas.feedback import FeedbackRoundCreate, FeedbackRoundPublic, RemindersSent
 from app.services import feedback as svc
 
 router = APIRouter(prefix="/api/v1/feedback-rounds", tags=["Đợt xin ý kiến nơi cư trú"])
 
-Organiser = Annotated[Principal, Depends(require_roles(Role.admin, Role.clerk, Role.officer))]
 _EXAMPLE = {"year": {"summary": "Đợt nhận xét cuối năm 2026", "value": {"year": 2026, "deadline": "2026-12-15"}}}
 
 

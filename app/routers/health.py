@@ -4,8 +4,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.db import db
-from app.spool import spool
+from app.infra.db import db
+from app.infra.spool import spool
 
 router = APIRouter(tags=["Hệ thống"])
 

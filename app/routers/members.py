@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from app import auditing
-from app.config import settings
-from app.deps import SessionDep, Worker
-from app.models.member import CARD_NO_PATTERN, MemberPublic, MembersPublic, MemberUpsert, ResidenceStatus
-from app.pagination import decode_cursor, encode_cursor
+from app.http import auditing
+from app.http.deps import SessionDep, Worker
+from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
+from app.infra.config import settings
+from app.models.member import CARD_NO_PATTERN, ResidenceStatus
+from app.schemas.member import MemberPublic, MembersPublic, MemberUpsert
 from app.services import members as svc
 
 router = APIRouter(prefix="/api/v1/members", tags=["Đảng viên"])
@@ -50,27 +51,29 @@ async def search_members(
     ward: Annotated[str | None, Query(max_length=120)] = None,
     residence_org: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[ResidenceStatus | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+    cursor: CursorParam = None,
+    limit: LimitParam = settings.page_size_default,
 ) -> MembersPublic:
-    after = decode_cursor(cursor, str)
-    rows = await svc.search_members(
-        session=session,
-        principal=principal,
-        q=q,
-        card_no=card_no,
-        ward=ward,
-        residence_org=residence_org,
-        status=status.value if status else None,
-        after=after[0] if after else None,
-        limit=limit + 1,
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    auditing.note_list(request, [m.party_card_no for m in rows])
+    after = after_value(cursor, str)
+
+    def search(n: int):
+        return svc.search_members(
+            session=session,
+            principal=principal,
+            q=q,
+            card_no=card_no,
+            ward=ward,
+            residence_org=residence_org,
+            status=status.value if status else None,
+            after=after,
+            limit=n,
+        )
+
+    page = await fetch_page(search, limit)
+    auditing.note_list(request, [m.party_card_no for m in page.items])
     return MembersPublic(
-        items=[MemberPublic.model_validate(m, from_attributes=True) for m in rows],
-        next_cursor=encode_cursor(rows[-1].party_card_no) if more else None,
+        items=[MemberPublic.model_validate(m, from_attributes=True) for m in page.items],
+        next_cursor=page.next_cursor(lambda m: m.party_card_no),
     )
 
 

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from app.config import settings
 from app.errors import NotFound, Unauthorized
+from app.infra.config import settings
 from app.metrics.collect import database_figures, render, sample_pool
 
 router = APIRouter(tags=["Hệ thống"])

@@ -1,28 +1,24 @@
 """Notices: push, pull incrementally, read, acknowledge, reply."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auditing, idempotency
-from app.config import settings
-from app.deps import SessionDep, Worker
 from app.errors import BadRequest
+from app.http import auditing, idempotency
+from app.http.deps import SessionDep, Worker
+from app.http.pagination import Page, decode_cursor, encode_cursor, fetch_page
+from app.infra.config import settings
+from app.models.document import Document
 from app.models.member import CARD_NO_PATTERN
-from app.models.notice import (
-    NoticeCreate,
-    NoticeCreated,
-    NoticeDetail,
-    NoticeKind,
-    NoticePublic,
-    NoticesPublic,
-    NoticeStatus,
-    ReplyCreate,
-)
-from app.pagination import decode_cursor, encode_cursor
+from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.principal import Principal
+from app.schemas.notice import NoticeCreate, NoticeCreated, NoticeDetail, NoticePublic, NoticesPublic, ReplyCreate
 from app.services import notices as svc
 from app.text import Instant
 
@@ -172,8 +168,26 @@ def _noted(request: Request, principal, notice: NoticePublic) -> NoticePublic:
     return notice
 
 
-def _location(result: NoticePublic) -> dict[str, str]:
-    return {"Location": f"/api/v1/notices/{result.id}"}
+def _location(result: NoticePublic) -> str:
+    return f"/api/v1/notices/{result.id}"
+
+
+async def _create(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    create: Callable[[], Awaitable[tuple[Notice, list[Document]]]],
+) -> JSONResponse:
+    """A push or a reply: the new notice with the sender's receipt, once per Idempotency-Key."""
+
+    async def produce() -> NoticeCreated:
+        notice, docs = await create()
+        return _noted(request, principal, svc.created(notice, docs, principal))
+
+    return await idempotency.created(
+        request=request, session=session, principal=principal, key=key, produce=produce, location=_location
+    )
 
 
 @router.post(
@@ -193,29 +207,18 @@ async def push_notice(
     data: Annotated[NoticeCreate, Body(openapi_examples=_PUSH_EXAMPLES)],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    async def produce() -> NoticeCreated:
-        notice, docs = await svc.push(session=session, principal=principal, data=data)
-        return _noted(request, principal, svc.created(notice, docs, principal))
-
-    return await idempotency.run(
-        request=request,
-        session=session,
-        principal=principal,
-        key=idempotency_key,
-        status_code=201,
-        produce=produce,
-        headers=_location,
+    return await _create(
+        request, session, principal, idempotency_key, lambda: svc.push(session=session, principal=principal, data=data)
     )
 
 
-async def _page(request: Request, session, rows: list, limit: int, cursor: str | None) -> NoticesPublic:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    auditing.note_list(request, [n.member_card_no for n, _ in rows])
+async def _page(request: Request, session: AsyncSession, page: Page, cursor: str | None) -> NoticesPublic:
+    """A page of notices; its cursor is there even on the last page, so a system pulling every minute resumes."""
+    auditing.note_list(request, [n.member_card_no for n, _ in page.items])
     return NoticesPublic(
-        items=await svc.present(session=session, notices=[n for n, _ in rows]),
-        has_more=more,
-        next_cursor=encode_cursor(*rows[-1][1]) if rows else cursor or None,
+        items=await svc.present(session=session, notices=[n for n, _ in page.items]),
+        has_more=page.more,
+        next_cursor=encode_cursor(*page.items[-1][1]) if page.items else cursor or None,
     )
 
 
@@ -283,16 +286,20 @@ PullQuery = Annotated[Pull, Depends(pull_query)]
     "Lần nhận đầu tiên ghi nhận thời điểm chuyển đến.",
 )
 async def inbox(request: Request, session: SessionDep, principal: Worker, q: PullQuery) -> NoticesPublic:
-    rows = await svc.inbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=q.limit + 1)
-    return await _page(request, session, rows, q.limit, q.cursor)
+    page = await fetch_page(
+        lambda n: svc.inbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=n), q.limit
+    )
+    return await _page(request, session, page, q.cursor)
 
 
 @router.get(
     "/outbox", name="notice.outbox", response_model=NoticesPublic, summary="Thông báo tổ chức đã gửi (theo con trỏ)"
 )
 async def outbox(request: Request, session: SessionDep, principal: Worker, q: PullQuery) -> NoticesPublic:
-    rows = await svc.outbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=q.limit + 1)
-    return await _page(request, session, rows, q.limit, q.cursor)
+    page = await fetch_page(
+        lambda n: svc.outbox(session=session, principal=principal, after=q.after, filters=q.filters, limit=n), q.limit
+    )
+    return await _page(request, session, page, q.cursor)
 
 
 @router.get(
@@ -338,16 +345,10 @@ async def reply(
     data: Annotated[ReplyCreate, Body(openapi_examples=_REPLY_EXAMPLES)],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    async def produce() -> NoticeCreated:
-        notice, docs = await svc.reply(session=session, principal=principal, notice_id=notice_id, data=data)
-        return _noted(request, principal, svc.created(notice, docs, principal))
-
-    return await idempotency.run(
-        request=request,
-        session=session,
-        principal=principal,
-        key=idempotency_key,
-        status_code=201,
-        produce=produce,
-        headers=_location,
+    return await _create(
+        request,
+        session,
+        principal,
+        idempotency_key,
+        lambda: svc.reply(session=session, principal=principal, notice_id=notice_id, data=data),
     )

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.deps import CurrentPrincipal, SessionDep
-from app.models.organization import OrganizationPublic, OrganizationsPublic, OrgKind
+from app.http.deps import CurrentPrincipal, SessionDep
+from app.models.organization import OrgKind
+from app.schemas.organization import OrganizationPublic, OrganizationsPublic
 from app.services import organizations as svc
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["Tổ chức đảng"])

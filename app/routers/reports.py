@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app import auditing
-from app.deps import SessionDep, Worker
+from app.http import auditing
+from app.http.deps import SessionDep, Worker
 from app.services import reports as svc
 
 router = APIRouter(prefix="/api/v1/reports", tags=["Báo cáo"])

@@ -4,12 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body
 
-from app.config import settings
-from app.deps import SessionDep, require_roles
-from app.models.account import Role
-from app.models.subscription import (
+from app.http.deps import SessionDep, Subscriber
+from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
+from app.infra.config import settings
+from app.schemas.subscription import (
     AttemptPublic,
     DeliveriesPublic,
     DeliveryPublic,
@@ -18,13 +18,10 @@ from app.models.subscription import (
     SubscriptionPublic,
     SubscriptionsPublic,
 )
-from app.pagination import decode_cursor, encode_cursor
-from app.principal import Principal
 from app.services import webhooks as svc
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["Nhận thông báo đẩy"])
 
-Subscriber = Annotated[Principal, Depends(require_roles(Role.clerk, Role.officer, Role.admin))]
 _NOT_FOUND = {404: {"description": "Không có đăng ký này trong tổ chức"}}
 _EXAMPLE = {
     "https": {
@@ -114,22 +111,19 @@ async def list_deliveries(
     session: SessionDep,
     principal: Subscriber,
     subscription_id: uuid.UUID,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = settings.page_size_default,
+    cursor: CursorParam = None,
+    limit: LimitParam = settings.page_size_default,
 ) -> DeliveriesPublic:
-    after = decode_cursor(cursor, datetime.fromisoformat)
-    rows = await svc.deliveries(
-        session=session,
-        principal=principal,
-        subscription_id=subscription_id,
-        after=after[0] if after else None,
-        limit=limit + 1,
+    after = after_value(cursor, datetime.fromisoformat)
+    page = await fetch_page(
+        lambda n: svc.deliveries(
+            session=session, principal=principal, subscription_id=subscription_id, after=after, limit=n
+        ),
+        limit,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     return DeliveriesPublic(
-        items=[_delivery(d, a) for d, a in rows],
-        next_cursor=encode_cursor(rows[-1][0].created_at.isoformat()) if more else None,
+        items=[_delivery(d, a) for d, a in page.items],
+        next_cursor=page.next_cursor(lambda row: row[0].created_at.isoformat()),
     )
 
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
-from app.deps import Admin, SessionDep, Worker
-from app.models.document import SupplierKeyCreate, SupplierKeyPublic, SupplierKeysPublic
+from app.http.deps import Admin, SessionDep, Worker
+from app.schemas.document import SupplierKeyCreate, SupplierKeyPublic, SupplierKeysPublic
 from app.services import documents as svc
 
 router = APIRouter(prefix="/api/v1/supplier-keys", tags=["Khóa ký tài liệu"])

@@ -3,26 +3,23 @@
 import secrets
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.models.account import Account, AccountCreate, AccountKind, Role
+from app.infra.security import hash_secret_async, new_secret
+from app.models.account import Account, AccountKind, Role
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import hash_secret_async, new_secret
+from app.repositories import accounts as rows
+from app.repositories.accounts import LoginTaken
+from app.schemas.account import AccountCreate
+from app.services import policy
 from app.services.organizations import get_organization
-
-
-def _may_manage(principal: Principal, org_code: str) -> bool:
-    """Khối admins manage every committee's accounts; a district admin only its own."""
-    return principal.has_role(Role.admin) and (principal.is_khoi or principal.org_code == org_code)
 
 
 async def create_account(*, session: AsyncSession, data: AccountCreate, actor: Principal | None) -> tuple[Account, str]:
     """Create a client or user; returns the account and its secret (shown once)."""
-    if actor is not None and not _may_manage(actor, data.org_code):
+    if actor is not None and not policy.may_manage_accounts(actor, data.org_code):
         raise Forbidden("Quản trị viên chỉ được tạo tài khoản cho tổ chức của mình.", code="org_not_managed")
     org = await get_organization(session=session, code=data.org_code)
     if org.kind not in ("khoi", "district"):
@@ -58,38 +55,25 @@ async def create_account(*, session: AsyncSession, data: AccountCreate, actor: P
         position=data.position,
         created_by=actor.account_id if actor else None,
     )
-    session.add(account)
     try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
+        await rows.add(session, account)
+    except LoginTaken:
         raise Conflict(f"Tên đăng nhập '{login}' đã tồn tại.", code="login_taken") from None
     return account, secret
-
-
-def _visible_accounts(principal: Principal):
-    stmt = select(Account)
-    if not principal.is_khoi:
-        stmt = stmt.where(Account.org_code == principal.org_code)
-    return stmt
 
 
 async def list_accounts(
     *, session: AsyncSession, principal: Principal, org_code: str | None, after: str | None, limit: int
 ) -> list[Account]:
     """Accounts the admin may manage, by login."""
-    stmt = _visible_accounts(principal).order_by(Account.login).limit(limit)
-    if org_code:
-        stmt = stmt.where(Account.org_code == org_code)
-    if after:
-        stmt = stmt.where(Account.login > after)
-    return list((await session.execute(stmt)).scalars())
+    return await rows.page(
+        session, khoi=principal.is_khoi, org=principal.org_code, org_code=org_code, after=after, limit=limit
+    )
 
 
 async def get_account(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
     """One account the admin may manage, or 404."""
-    stmt = _visible_accounts(principal).where(Account.id == account_id)
-    account = (await session.execute(stmt)).scalar_one_or_none()
+    account = await rows.get_visible(session, khoi=principal.is_khoi, org=principal.org_code, account_id=account_id)
     if account is None:
         raise NotFound("Không tìm thấy tài khoản.", code="account_not_found")
     return account

@@ -10,24 +10,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jose import jws
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import settings
 from app.errors import BadRequest, NotFound
-from app.models.audit import (
-    AuditChainLink,
-    AuditCheckpoint,
-    AuditEntry,
-    AuditVerification,
-    VerificationProblem,
-    VerificationReport,
-)
+from app.infra.config import settings
+from app.infra.loops import repeat
+from app.infra.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
+from app.infra.spool import spool
+from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.models.base import utcnow
 from app.principal import Principal
-from app.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
-from app.services.scoping import audit_entries_visible_to
-from app.statements import Prepared, defer
+from app.repositories import audit as audit_rows
+from app.schemas.audit import VerificationProblem, VerificationReport
 
 log = logging.getLogger("app.audit")
 
@@ -73,19 +68,11 @@ def link_hash(previous: str, entry_digest: str) -> str:
     return hashlib.sha256((previous + entry_digest).encode()).hexdigest()
 
 
-_ENTRY_FIELDS = [name for name in _HASHED if name != "seq"]
-_INSERT_ENTRY = Prepared(insert(AuditEntry.__table__), column_keys=_ENTRY_FIELDS)
-
-
 async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any) -> None:
     """Add one entry to the session's transaction (sealed later, in commit order); `deferred`: with the request's
     last statement. Prepared: this runs on every request. `tx` comes from the column's default: the inserting
     transaction's id."""
-    params = {"occurred_at": utcnow(), **fields}
-    if deferred:
-        defer(session, _INSERT_ENTRY, params)
-    else:
-        await _INSERT_ENTRY.execute(session, params)
+    await audit_rows.insert_entry(session, {"occurred_at": utcnow(), **fields}, deferred=deferred)
 
 
 # ---- sealing ------------------------------------------------------------------------------------------------
@@ -202,32 +189,50 @@ async def list_checkpoints(*, session: AsyncSession, limit: int) -> list[AuditCh
     return list((await session.execute(stmt)).scalars())
 
 
-async def run_sealer(*, sessions: async_sessionmaker, stop) -> None:
+async def run_sealer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
     """Background loop: seal often; sign a checkpoint now and then when the chain has grown."""
-    last_checkpoint, last_size, last_thorough = 0.0, -1, 0.0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        try:
-            thorough = loop.time() - last_thorough >= _THOROUGH_EVERY
+    last = {"checkpoint": 0.0, "size": -1, "thorough": 0.0}
+
+    async def step() -> None:
+        thorough = loop.time() - last["thorough"] >= _THOROUGH_EVERY
+        async with sessions() as session:
+            await seal(session=session, thorough=thorough)
+            await session.commit()
+        if thorough:
+            last["thorough"] = loop.time()
+        if loop.time() - last["checkpoint"] >= settings.audit_checkpoint_interval_seconds:
             async with sessions() as session:
-                await seal(session=session, thorough=thorough)
-                await session.commit()
-            if thorough:
-                last_thorough = loop.time()
-            if loop.time() - last_checkpoint >= settings.audit_checkpoint_interval_seconds:
-                async with sessions() as session:
-                    size, _ = await chain_head(session=session)
-                    if size != last_size:
-                        await create_checkpoint(session=session)
-                        await session.commit()
-                        last_size = size
-                last_checkpoint = loop.time()
-        except Exception:
-            log.warning("audit sealing failed; retrying", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.audit_seal_interval_seconds)
-        except TimeoutError:
-            pass
+                size, _ = await chain_head(session=session)
+                if size != last["size"]:
+                    await create_checkpoint(session=session)
+                    await session.commit()
+                    last["size"] = size
+            last["checkpoint"] = loop.time()
+
+    await repeat(
+        step,
+        stop=stop,
+        every=lambda: settings.audit_seal_interval_seconds,
+        log=log,
+        failure="audit sealing failed; retrying",
+    )
+
+
+async def replay_spool(sessions: async_sessionmaker) -> int:
+    """Write the entries spooled while the database was down; returns how many were new."""
+    return await spool.replay(sessions, append)
+
+
+async def run_replayer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+    """Background loop: replay the spool whenever it holds entries and the database takes them."""
+    await repeat(
+        lambda: replay_spool(sessions),
+        stop=stop,
+        every=lambda: settings.audit_spool_replay_seconds,
+        log=log,
+        failure="audit spool replay failed; retrying",
+    )
 
 
 def read_checkpoint(token: str) -> tuple[int, str]:
@@ -543,7 +548,11 @@ class EntryFilter:
 
 
 def _entries_query(principal: Principal, f: EntryFilter):
-    stmt = select(AuditEntry).where(audit_entries_visible_to(principal)).order_by(AuditEntry.seq)
+    stmt = (
+        select(AuditEntry)
+        .where(audit_rows.readable(khoi=principal.is_khoi, org=principal.org_code))
+        .order_by(AuditEntry.seq)
+    )
     if f.org:
         stmt = stmt.where((AuditEntry.actor_org == f.org) | (AuditEntry.counterpart_org == f.org))
     if f.actor:

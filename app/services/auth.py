@@ -2,19 +2,18 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, literal, select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
-from app.db import db
 from app.errors import InvalidCredentials, TooManyRequests, Unauthorized
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.security import TokenClaims, issue_token, verify_secret_async
 from app.models.account import Account, AccountKind, LoginThrottle
 from app.models.base import UTCDateTime, utcnow
-from app.models.organization import Organization
 from app.principal import Principal
-from app.security import TokenClaims, issue_token, verify_secret_async
-from app.statements import Prepared
+from app.repositories import accounts
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 
@@ -165,30 +164,15 @@ def token_for(account: Account) -> tuple[str, int]:
     )
 
 
-# Built once: this runs on every authenticated request.
-_PRINCIPAL = Prepared(
-    select(
-        Account.login,
-        Account.kind,
-        Account.org_code,
-        Account.roles,
-        Account.tokens_valid_after,
-        Organization.kind.label("org_kind"),
-    )
-    .join(Organization, Organization.code == Account.org_code)
-    .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
-)
-
-
 async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -> Principal:
     """The caller behind verified claims: the account must still exist, be enabled and match the token."""
-    row = await _PRINCIPAL.fetchrow(session, {"account_id": claims.sub})
+    row = await accounts.enabled_caller(session, claims.sub)
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
-    login, kind, org_code, roles, org_kind = row["login"], row["kind"], row["org_code"], row["roles"], row["org_kind"]
+    login, kind, org_code, roles, org_kind = row.login, row.kind, row.org_code, row.roles, row.org_kind
     if org_code != claims.org or TOKEN_USE.get(kind) != claims.token_use:
         raise Unauthorized("Mã truy cập không khớp với tài khoản.", code="invalid_token")
-    valid_after = row["tokens_valid_after"]
+    valid_after = row.tokens_valid_after
     if valid_after is not None and claims.iat < _aware(valid_after).timestamp():
         raise Unauthorized(
             "Mã truy cập được cấp trước khi tài khoản bị khóa hoặc đổi mật khẩu; hãy lấy mã mới.", code="token_revoked"

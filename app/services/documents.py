@@ -15,11 +15,8 @@ import filetype
 from jose import jwk as jose_jwk
 from jose import jws
 from pathvalidate import sanitize_filename
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
 from app.errors import (
     AppError,
     Conflict,
@@ -30,14 +27,17 @@ from app.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from app.infra.config import settings
+from app.infra.security import RECEIPT_TYP, sign_jws
+from app.infra.storage import FileBlobStore, StorageFull, TooLarge
 from app.models.account import Account, Role
 from app.models.base import utcnow
-from app.models.document import ATTESTATION, Document, NoticeDocument, SupplierKey
+from app.models.document import ATTESTATION, Document, SupplierKey
+from app.models.notice import Notice
 from app.principal import Principal
-from app.security import RECEIPT_TYP, sign_jws
+from app.repositories import documents as rows
+from app.repositories.documents import NotLatest
 from app.services import notices
-from app.services.scoping import documents_visible_to
-from app.storage import FileBlobStore, StorageFull, TooLarge
 
 log = logging.getLogger("app.documents")
 
@@ -167,11 +167,11 @@ async def _attester(*, session: AsyncSession, principal: Principal, login: str |
     """The officer who answers for the document: the named one, or the uploading officer."""
     if login is None:
         if principal.token_use == "staff" and principal.has_role(Role.officer):
-            return await session.get(Account, principal.account_id)
+            return await rows.account(session, principal.account_id)
         raise Unprocessable(
             "Cần nêu cán bộ chịu trách nhiệm về tính chính xác của tài liệu (attested_by).", code="attester_required"
         )
-    account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+    account = await rows.account_by_login(session, login)
     if (
         account is None
         or account.org_code != principal.org_code
@@ -196,7 +196,7 @@ async def _check_signature(*, session: AsyncSession, principal: Principal, token
     if header.get("alg") != "ES256" or not isinstance(kid, str) or len(kid) > 128:
         raise Unprocessable("Chữ ký phải là JWS ES256 có 'kid'.", code="signature_invalid")
     # Only the supplying committee's own keys: a kid is that committee's name for its key.
-    key = await session.get(SupplierKey, (principal.org_code, kid))
+    key = await rows.supplier_key(session, org=principal.org_code, kid=kid)
     if key is None or key.revoked_at is not None:
         raise Unprocessable(
             "Tổ chức cung cấp không có khóa công khai đang hiệu lực với 'kid' này.", code="signature_key_unknown"
@@ -283,10 +283,9 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
         created_at=utcnow(),
     )
     doc.receipt = _receipt(doc, principal)
-    session.add(doc)
     try:
-        await session.flush()
-    except IntegrityError:  # a concurrent correction of the same version got there first
+        await rows.add(session, doc)
+    except NotLatest:  # a concurrent correction of the same version got there first
         raise Conflict(
             "Tài liệu này vừa có bản đính chính khác; hãy đính chính bản mới nhất.", code="not_latest"
         ) from None
@@ -300,25 +299,19 @@ async def upload(*, session: AsyncSession, principal: Principal, data: Upload) -
 
 async def get_visible(*, session: AsyncSession, principal: Principal, document_id: uuid.UUID) -> Document:
     """A document the caller supplied or received with a notice, or 404."""
-    stmt = select(Document).where(Document.id == document_id, documents_visible_to(principal))
-    doc = (await session.execute(stmt)).scalar_one_or_none()
+    doc = await rows.get_visible(session, org=principal.org_code, document_id=document_id)
     if doc is None:
         raise NotFound("Không tìm thấy tài liệu.", code="document_not_found")
     return doc
 
 
 async def superseded_by(*, session: AsyncSession, document_id: uuid.UUID) -> uuid.UUID | None:
-    return await session.scalar(select(Document.id).where(Document.supersedes == document_id))
+    return await rows.superseded_by(session, document_id)
 
 
 async def versions(*, session: AsyncSession, principal: Principal, doc: Document) -> list[Document]:
     """The versions of a document the caller may see, oldest first."""
-    stmt = (
-        select(Document)
-        .where(Document.root_id == doc.root_id, documents_visible_to(principal))
-        .order_by(Document.version)
-    )
-    return list((await session.execute(stmt)).scalars())
+    return await rows.versions(session, org=principal.org_code, root_id=doc.root_id)
 
 
 async def open_verified(*, doc: Document) -> BinaryIO:
@@ -332,7 +325,7 @@ async def open_verified(*, doc: Document) -> BinaryIO:
 
 async def correct(
     *, session: AsyncSession, principal: Principal, document_id: uuid.UUID, data: Upload
-) -> tuple[Document, list[Any]]:
+) -> tuple[Document, list[Notice]]:
     """A corrected version by the supplier; everyone who received the old one gets a notice.corrected."""
     old = await get_visible(session=session, principal=principal, document_id=document_id)
     if old.supplier_org != principal.org_code:
@@ -344,39 +337,6 @@ async def correct(
         session=session, principal=principal, old=old, new=new, reason=data.correction_reason or ""
     )
     return new, sent
-
-
-async def carried_documents(*, session: AsyncSession, notice_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Document]]:
-    """The documents each notice carries, in one query."""
-    if not notice_ids:
-        return {}
-    rows = await session.execute(
-        select(NoticeDocument.notice_id, Document)
-        .join(Document, Document.id == NoticeDocument.document_id)
-        .where(NoticeDocument.notice_id.in_(notice_ids))
-        .order_by(Document.created_at)
-    )
-    out: dict[uuid.UUID, list[Document]] = {}
-    for notice_id, doc in rows:
-        out.setdefault(notice_id, []).append(doc)
-    return out
-
-
-async def own_documents(*, session: AsyncSession, principal: Principal, ids: list[uuid.UUID]) -> list[Document]:
-    """Documents the caller's committee supplied, to attach to a notice; any other id is a 404."""
-    if not ids:
-        return []
-    unique = list(dict.fromkeys(ids))
-    docs = list(
-        (
-            await session.execute(
-                select(Document).where(Document.id.in_(unique), Document.supplier_org == principal.org_code)
-            )
-        ).scalars()
-    )
-    if len(docs) != len(unique):
-        raise NotFound("Chỉ đính kèm được tài liệu do chính tổ chức cung cấp.", code="document_not_found")
-    return sorted(docs, key=lambda d: unique.index(d.id))
 
 
 # ---- supplier keys ----------------------------------------------------------------------------------------
@@ -395,7 +355,7 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
     kid = key.get("kid") or base64.urlsafe_b64encode(thumb).rstrip(b"=").decode()
     if not isinstance(kid, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
         raise Unprocessable("kid không hợp lệ.", code="invalid_key")
-    if await session.get(SupplierKey, (principal.org_code, kid)) is not None:
+    if await rows.supplier_key(session, org=principal.org_code, kid=kid) is not None:
         raise Conflict("Tổ chức đã có khóa với kid này.", code="key_exists")
     row = SupplierKey(
         kid=kid,
@@ -403,18 +363,16 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
         jwk={**public, "kid": kid, "alg": "ES256"},
         created_by=principal.account_id,
     )
-    session.add(row)
-    await session.flush()
+    await rows.add_key(session, row)
     return row
 
 
 async def list_keys(*, session: AsyncSession, principal: Principal) -> list[SupplierKey]:
-    stmt = select(SupplierKey).where(SupplierKey.org_code == principal.org_code).order_by(SupplierKey.created_at)
-    return list((await session.execute(stmt)).scalars())
+    return await rows.keys_of(session, principal.org_code)
 
 
 async def revoke_key(*, session: AsyncSession, principal: Principal, kid: str) -> SupplierKey:
-    key = await session.get(SupplierKey, (principal.org_code, kid))
+    key = await rows.supplier_key(session, org=principal.org_code, kid=kid)
     if key is None:
         raise NotFound("Không tìm thấy khóa.", code="key_not_found")
     key.revoked_at = key.revoked_at or utcnow()

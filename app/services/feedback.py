@@ -7,40 +7,37 @@ import logging
 import multiprocessing
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from jose import jwk
-from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
-from app.config import settings
-from app.db import db
-from app.errors import Forbidden, NotFound, Unprocessable
+from app.errors import NotFound, Unprocessable
+from app.infra.clock import today
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.loops import repeat
+from app.infra.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
 from app.models.base import utcnow
-from app.models.feedback import (
+from app.models.feedback import FeedbackRound
+from app.models.member import ResidenceStatus
+from app.models.notice import NoticeKind, NoticeStatus
+from app.principal import Principal
+from app.repositories import feedback as repo
+from app.schemas.feedback import (
     Counts,
     DistrictProgress,
-    FeedbackRound,
     FeedbackRoundCreate,
-    FeedbackRoundItem,
     FeedbackRoundPublic,
     SkipReason,
     UnitProgress,
 )
-from app.models.member import Member, ResidenceStatus
-from app.models.notice import Notice, NoticeKind, NoticeStatus
-from app.models.subscription import Delivery
-from app.principal import Principal
-from app.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
-from app.services import notices, webhooks
+from app.services import notices, policy, webhooks
 from app.services.organizations import KHOI_CODE
 from app.services.sequencer import PENDING
+from app.services.signed import signed_content
 
 log = logging.getLogger("app.feedback")
 
@@ -55,9 +52,6 @@ SKIP_REASONS = {
 SERVICE = Principal(
     account_id=None, login="service", org_code=KHOI_CODE, org_kind="khoi", roles=frozenset(), token_use="system", jti=""
 )
-_running: set[uuid.UUID] = set()
-_years: dict[int, asyncio.Lock] = {}
-YEAR_LOCK_SPACE = 0x4D58  # advisory-lock namespace of "one round of a year writes at a time"
 ALREADY_REQUESTED = "already_requested"  # asked by another round of the same year: one request per member and year
 
 
@@ -69,16 +63,11 @@ async def start(
     *, session: AsyncSession, principal: Principal, data: FeedbackRoundCreate
 ) -> tuple[FeedbackRound, bool]:
     """Open the year's round (or find it again); returns (round, created). Requests are made by `run`."""
-    if not principal.is_khoi:
-        raise Forbidden("Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.", code="khoi_only")
+    policy.require_khoi(principal, "Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.")
     if data.deadline < today():
         raise Unprocessable("Hạn trả lời (deadline) đã qua.", code="due_date_in_past")
     key = _scope_key(data.units)
-    existing = (
-        await session.execute(
-            select(FeedbackRound).where(FeedbackRound.year == data.year, FeedbackRound.scope_key == key)
-        )
-    ).scalar_one_or_none()
+    existing = await repo.find(session, year=data.year, scope_key=key)
     if existing is not None:
         # Running it again adds only the requests still missing (members added or accepted since).
         existing.status, existing.updated_at = "running", utcnow()
@@ -91,43 +80,8 @@ async def start(
         scope_key=key,
         created_by=principal.account_id,
     )
-    session.add(rnd)
-    await session.flush()
+    await repo.add(session, rnd)
     return rnd, True
-
-
-@asynccontextmanager
-async def _exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
-    """One runner per round, and one writing round per year (so two rounds of a year never ask a member twice):
-    in this process, and across processes on PostgreSQL (advisory locks; the year's is waited for)."""
-    if round_id in _running:
-        yield False
-        return
-    _running.add(round_id)
-    try:
-        async with _years.setdefault(year, asyncio.Lock()):
-            if db.engine.dialect.name != "postgresql":
-                yield True
-                return
-            lock = int.from_bytes(round_id.bytes[:8], "big", signed=True)
-            async with db.engine.connect() as conn:
-                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock})).scalar()
-                if got:
-                    await conn.execute(
-                        text("SELECT pg_advisory_lock(:ns, :year)"), {"ns": YEAR_LOCK_SPACE, "year": year}
-                    )
-                await conn.commit()
-                try:
-                    yield bool(got)
-                finally:
-                    if got:
-                        await conn.execute(
-                            text("SELECT pg_advisory_unlock(:ns, :year), pg_advisory_unlock(:k)"),
-                            {"ns": YEAR_LOCK_SPACE, "year": year, "k": lock},
-                        )
-                        await conn.commit()
-    finally:
-        _running.discard(round_id)
 
 
 async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
@@ -135,7 +89,7 @@ async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
     async with db.sessions() as session:
         year = (await get_round(session=session, round_id=round_id)).year
         await session.rollback()
-    async with _exclusive(round_id, year) as mine:
+    async with repo.exclusive(round_id, year) as mine:
         if not mine:
             return
         try:
@@ -143,19 +97,15 @@ async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
         except Exception as exc:
             log.exception("feedback round %s failed", round_id)
             async with db.sessions() as session:
-                await session.execute(
-                    update(FeedbackRound)
-                    .where(FeedbackRound.id == round_id)
-                    .values(status="failed", error=f"{type(exc).__name__}"[:500], updated_at=utcnow())
-                )
+                await repo.set_status(session, round_id, status="failed", error=f"{type(exc).__name__}"[:500])
                 await session.commit()
 
 
 async def _process(round_id: uuid.UUID, batch: int) -> None:
     async with db.sessions() as session:
-        rnd = await session.get(FeedbackRound, round_id)
+        rnd = await repo.get(session, round_id)
         subs = {
-            org: [SimpleNamespace(id=s.id, kinds=list(s.kinds)) for s in found]
+            org: [webhooks.Wanted(id=s.id, kinds=list(s.kinds) if s.kinds is not None else None) for s in found]
             for org, found in (await webhooks.subscriptions_by_org(session=session)).items()
         }
         await session.commit()
@@ -181,7 +131,7 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         writing = None
         while building or not exhausted:
             if not exhausted:
-                members, done, asked = await _next_members(rnd, cursor, batch)
+                members, done, asked = await repo.next_members(rnd, cursor, batch)
                 if members:
                     cursor = members[-1][0]
                     todo = [m for m in members if m[0] not in done]
@@ -196,62 +146,8 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         if writing is not None:
             await writing
     async with db.sessions() as session:
-        await session.execute(
-            update(FeedbackRound)
-            .where(FeedbackRound.id == round_id)
-            .values(status="completed", completed_at=utcnow(), updated_at=utcnow(), error=None)
-        )
+        await repo.set_status(session, round_id, status="completed", error=None)
         await session.commit()
-
-
-async def _next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str], set[str]]:
-    """The next members by card number, which of them the round already has, and which another round of the same
-    year already asked."""
-    async with db.sessions() as session:
-        stmt = (
-            select(
-                Member.party_card_no,
-                Member.residence_org,
-                Member.residence_status,
-                Member.exemption_category,
-                Member.workplace_unit_code,
-            )
-            .where(Member.party_card_no > cursor)
-            .order_by(Member.party_card_no)
-            .limit(batch)
-        )
-        if rnd.scope:
-            stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
-        members = [tuple(m) for m in (await session.execute(stmt)).all()]
-        done: set[str] = set()
-        asked: set[str] = set()
-        if members:  # a range of the primary key, not a long IN list
-            in_range = (FeedbackRoundItem.member_card_no > cursor) & (
-                FeedbackRoundItem.member_card_no <= members[-1][0]
-            )
-            done = set(
-                (
-                    await session.execute(
-                        select(FeedbackRoundItem.member_card_no).where(FeedbackRoundItem.round_id == rnd.id, in_range)
-                    )
-                ).scalars()
-            )
-            asked = set(
-                (
-                    await session.execute(
-                        select(FeedbackRoundItem.member_card_no)
-                        .join(FeedbackRound, FeedbackRound.id == FeedbackRoundItem.round_id)
-                        .where(
-                            FeedbackRound.year == rnd.year,
-                            FeedbackRound.id != rnd.id,
-                            FeedbackRoundItem.status == "requested",
-                            in_range,
-                        )
-                    )
-                ).scalars()
-            )
-        await session.rollback()
-    return members, done, asked
 
 
 _builder_key: tuple[str, Any] | None = None
@@ -301,16 +197,7 @@ def build_batch(
                 "created_by": spec["created_by"],
                 "created_at": now,
             }
-            content = {
-                **{k: row[k] for k in ("kind", "sender_org", "recipient_org", "member_card_no", "payload")},
-                "id": str(notice_id),
-                "thread_id": str(notice_id),
-                "in_reply_to": None,
-                "supersedes": None,
-                "due_date": spec["deadline"].isoformat(),
-                "created_at": now.isoformat(),
-            }
-            row["signature"] = sign_compact(notices.canonical(content, []), signer=signer, kid=kid, typ=NOTICE_TYP)
+            row["signature"] = sign_compact(signed_content(row, []), signer=signer, kid=kid, typ=NOTICE_TYP)
             notice_rows.append(row)
             delivery_rows += webhooks.delivery_rows(
                 subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now
@@ -340,39 +227,13 @@ def _pack(rows: list[dict], json_columns: set[str], as_text: bool) -> tuple[list
     return columns, [tuple(r[c] for c in columns) for r in rows]
 
 
-async def _bulk_insert(session: AsyncSession, table: Any, packed: tuple[list[str], list[tuple]]) -> None:
-    """Insert many rows: COPY on PostgreSQL (several times faster than INSERT), executemany elsewhere."""
-    columns, records = packed
-    if not records:
-        return
-    if session.bind.dialect.name != "postgresql":
-        await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
-        return
-    raw = await (await session.connection()).get_raw_connection()
-    # Same connection, same transaction as the session; absent columns (seq, position) take their defaults.
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
-
-
 async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
     items = len(rows["items"][1])
     if not items:
         return
     async with db.sessions() as session:
         session.info[PENDING] = True  # the sequencer numbers these notices once they commit
-        await _bulk_insert(session, Notice.__table__, rows["notices"])
-        await _bulk_insert(session, Delivery.__table__, rows["deliveries"])
-        await _bulk_insert(session, FeedbackRoundItem.__table__, rows["items"])
-        requested = len(rows["notices"][1])
-        await session.execute(
-            update(FeedbackRound)
-            .where(FeedbackRound.id == round_id)
-            .values(
-                processed=FeedbackRound.processed + items,
-                requested=FeedbackRound.requested + requested,
-                skipped=FeedbackRound.skipped + items - requested,
-                updated_at=utcnow(),
-            )
-        )
+        await repo.write_batch(session, round_id, rows, items=items)
         await session.commit()
 
 
@@ -380,7 +241,7 @@ async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
 
 
 async def get_round(*, session: AsyncSession, round_id: uuid.UUID) -> FeedbackRound:
-    rnd = await session.get(FeedbackRound, round_id)
+    rnd = await repo.get(session, round_id)
     if rnd is None:
         raise NotFound("Không tìm thấy đợt xin ý kiến.", code="round_not_found")
     return rnd
@@ -389,41 +250,10 @@ async def get_round(*, session: AsyncSession, round_id: uuid.UUID) -> FeedbackRo
 async def progress(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> FeedbackRoundPublic:
     """Counts per district and per grassroots unit; a district sees only its own part."""
     rnd = await get_round(session=session, round_id=round_id)
-    mine = FeedbackRoundItem.round_id == round_id
-    if not principal.is_khoi:
-        mine = mine & (FeedbackRoundItem.district == principal.org_code)
-    late = (Notice.due_date < today()) & (Notice.status != NoticeStatus.answered.value)
-    measures = (
-        func.sum(case((FeedbackRoundItem.status == "requested", 1), else_=0)),
-        func.sum(case((Notice.status == NoticeStatus.answered.value, 1), else_=0)),
-        func.sum(case((late, 1), else_=0)),
-        func.sum(case((FeedbackRoundItem.status == "skipped", 1), else_=0)),
-    )
-
-    async def grouped(column) -> list:
-        stmt = (
-            select(column, *measures)
-            .select_from(FeedbackRoundItem)
-            .join(Notice, Notice.id == FeedbackRoundItem.notice_id, isouter=True)
-            .where(mine)
-            .group_by(column)
-            .order_by(column)
-        )
-        return (await session.execute(stmt)).all()
-
-    def counts(row) -> dict:
-        return {"requested": row[1] or 0, "answered": row[2] or 0, "overdue": row[3] or 0, "skipped": row[4] or 0}
-
-    districts = [DistrictProgress(district=r[0], **counts(r)) for r in await grouped(FeedbackRoundItem.district)]
-    units = [UnitProgress(unit_code=r[0], **counts(r)) for r in await grouped(FeedbackRoundItem.unit_code)]
-    reasons = (
-        await session.execute(
-            select(FeedbackRoundItem.skip_reason, func.count())
-            .where(mine, FeedbackRoundItem.status == "skipped")
-            .group_by(FeedbackRoundItem.skip_reason)
-            .order_by(FeedbackRoundItem.skip_reason)
-        )
-    ).all()
+    district = None if principal.is_khoi else principal.org_code
+    by_district, by_unit, reasons = await repo.progress(session, round_id, district=district, today=today())
+    districts = [DistrictProgress(district=key, **counts) for key, counts in by_district]
+    units = [UnitProgress(unit_code=key, **counts) for key, counts in by_unit]
     totals = Counts(
         **{k: sum(getattr(d, k) for d in districts) for k in ("requested", "answered", "overdue", "skipped")}
     )
@@ -442,21 +272,7 @@ async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = 
     """A reminder to the district for each overdue request not reminded within the interval; returns how many."""
     now = utcnow()
     since = now - timedelta(seconds=settings.reminder_interval_seconds)
-    stmt = (
-        select(FeedbackRoundItem, Notice)
-        .join(Notice, Notice.id == FeedbackRoundItem.notice_id)
-        .where(
-            FeedbackRoundItem.status == "requested",
-            Notice.status != NoticeStatus.answered.value,
-            Notice.due_date < today(),
-            (FeedbackRoundItem.reminded_at.is_(None)) | (FeedbackRoundItem.reminded_at < since),
-        )
-        .limit(limit)
-        .with_for_update(of=FeedbackRoundItem, skip_locked=True)
-    )
-    if round_id is not None:
-        stmt = stmt.where(FeedbackRoundItem.round_id == round_id)
-    rows = (await session.execute(stmt)).all()
+    rows = await repo.overdue_requests(session, round_id=round_id, today=today(), since=since, limit=limit)
     for item, request in rows:
         payload = {
             "year": request.payload.get("year"),
@@ -480,24 +296,27 @@ async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = 
 
 async def remind(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> int:
     """Remind now (Khối only); still at most once per interval per request."""
-    if not principal.is_khoi:
-        raise Forbidden("Chỉ Đảng ủy Khối gửi nhắc nhở.", code="khoi_only")
+    policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi nhắc nhở.")
     await get_round(session=session, round_id=round_id)
     return await send_reminders(session=session, round_id=round_id)
 
 
+async def remind_overdue() -> int:
+    """One round of reminders in a transaction of its own."""
+    async with db.sessions() as session:
+        sent = await send_reminders(session=session)
+        await session.commit()
+    if sent:
+        log.info("sent %d feedback reminders", sent)
+    return sent
+
+
 async def run_reminders(*, stop: asyncio.Event) -> None:
     """Background loop: check for overdue requests now and then."""
-    while not stop.is_set():
-        try:
-            async with db.sessions() as session:
-                sent = await send_reminders(session=session)
-                await session.commit()
-            if sent:
-                log.info("sent %d feedback reminders", sent)
-        except Exception:
-            log.warning("reminder round failed; retrying later", exc_info=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.reminder_check_seconds)
-        except TimeoutError:
-            pass
+    await repeat(
+        remind_overdue,
+        stop=stop,
+        every=lambda: settings.reminder_check_seconds,
+        log=log,
+        failure="reminder round failed; retrying later",
+    )

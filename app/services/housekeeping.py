@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.loops import repeat
 from app.metrics import HOUSEKEEPING_DURATION, HOUSEKEEPING_LAST_SUCCESS, HOUSEKEEPING_REMOVED, HOUSEKEEPING_RUNS
 from app.models.account import LoginThrottle
 from app.models.audit import Outcome
@@ -178,15 +179,11 @@ async def run_once(*, batch: int | None = None, max_batches: int | None = None) 
 async def run_periodically(*, stop: asyncio.Event) -> None:
     """Background loop of a service process: the first run a little after start (workers spread out), then every
     MX_HOUSEKEEPING_INTERVAL_SECONDS; whichever process gets the lock does the work."""
-    delay = min(settings.housekeeping_interval_seconds, random.uniform(30, 90))
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-            return
-        except TimeoutError:
-            pass
-        try:
-            await run_once()
-        except Exception:
-            log.warning("housekeeping failed; retrying at the next interval", exc_info=True)
-        delay = settings.housekeeping_interval_seconds
+    await repeat(
+        run_once,
+        stop=stop,
+        every=lambda: settings.housekeeping_interval_seconds,
+        first_wait=min(settings.housekeeping_interval_seconds, random.uniform(30, 90)),
+        log=log,
+        failure="housekeeping failed; retrying at the next interval",
+    )

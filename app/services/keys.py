@@ -5,9 +5,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.infra.security import KeyStore, generate_signing_key
 from app.models.account import SigningKey
 from app.models.base import utcnow
-from app.security import KeyStore, generate_signing_key
 
 
 async def ensure_signing_key(*, session: AsyncSession) -> bool:

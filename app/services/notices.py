@@ -3,28 +3,42 @@
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
-from types import SimpleNamespace
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ARRAY, BigInteger, Uuid, any_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
 from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
-from app.models.base import UTCDateTime, utcnow
-from app.models.document import Document, DocumentRef, NoticeDocument
+from app.infra.clock import today
+from app.infra.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
+from app.models.base import utcnow
+from app.models.document import Document
 from app.models.member import Member, ResidenceStatus
-from app.models.notice import FIELDS_BY_KIND, Notice, NoticeCreated, NoticeKind, NoticePublic, NoticeStatus
+from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.principal import Principal
-from app.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
-from app.services import documents, members, webhooks
+from app.repositories import documents as document_rows
+from app.repositories import members as member_rows
+from app.repositories import notices as rows
+from app.repositories.members import MemberScope
+from app.repositories.notices import NoticeRow, PullFilter
+from app.schemas.document import DocumentRef
+from app.schemas.notice import (
+    FIELDS_BY_KIND,
+    CorrectedFields,
+    MemberAcceptedReply,
+    MemberNotAcceptedReply,
+    NoticeCorrectedNotice,
+    NoticeCreate,
+    NoticeCreated,
+    NoticePublic,
+    ReplyCreate,
+    ResidenceChangedFields,
+)
+from app.services import policy, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
-from app.services.scoping import notices_visible_to
 from app.services.sequencer import PENDING, sequencer
-from app.statements import Prepared, prepared
+from app.services.signed import content_of, signed_content
 
 K = NoticeKind
 
@@ -61,96 +75,25 @@ _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_
 _NOT_PAST = {"due_date"}
 
 
-# Prepared statements of the hot paths (app/statements.py). A notice is inserted without a position: the sequencer
-# gives it one once it has committed (app/services/sequencer.py); pulls return only positioned notices.
-_COLUMNS = [c.name for c in Notice.__table__.columns]
-_INSERT_NOTICE = Prepared(insert(Notice.__table__), column_keys=[c for c in _COLUMNS if c not in ("seq", "position")])
-_LEGACY_POSITION = Prepared(select(Notice.position).where(Notice.seq == bindparam("seq", type_=BigInteger)))
-_HAS_DOCUMENTS = exists().where(NoticeDocument.notice_id == Notice.id).label("has_documents")
-_ROW = (*Notice.__table__.columns, _HAS_DOCUMENTS)
-_MARK_DELIVERED_VALUES = {
-    "delivered_at": bindparam("now"),
-    "status": case((Notice.status == NoticeStatus.sent.value, NoticeStatus.delivered.value), else_=Notice.status),
-}
-_MARK_DELIVERED = Prepared(
-    update(Notice.__table__)
-    .where(Notice.id.in_(bindparam("ids", expanding=True)), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES)
-    .returning(Notice.id, Notice.delivered_at, Notice.status),
-    postgresql=update(Notice.__table__)
-    .where(Notice.id == any_(bindparam("ids", type_=ARRAY(Uuid))), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES)
-    .returning(Notice.id, Notice.delivered_at, Notice.status),
-)
-_ACKNOWLEDGE = Prepared(
-    update(Notice.__table__)
-    .where(Notice.id == bindparam("notice_id"))
-    .values(
-        acknowledged_at=bindparam("now"),
-        acknowledged_by=bindparam("account_id"),
-        delivered_at=func.coalesce(Notice.delivered_at, bindparam("now")),
-        status=case(
-            (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
-        ),
-    )
-    .returning(*Notice.__table__.columns)
-)
-_ANSWERED = Prepared(
-    update(Notice.__table__)
-    .where(Notice.id == bindparam("notice_id"))
-    .values(
-        answered_at=bindparam("now"),
-        delivered_at=func.coalesce(Notice.delivered_at, bindparam("now")),
-        status=NoticeStatus.answered.value,
-    )
-)
-
-
-def _rows(rows) -> list[SimpleNamespace]:
-    """Notices read by a prepared statement, with attribute access like the model's."""
-    return [SimpleNamespace(**row) for row in rows]
-
-
 def _not_found() -> NotFound:
     return NotFound("Không tìm thấy thông báo.", code="notice_not_found")
 
 
-def content_of(n: Notice) -> dict[str, Any]:
-    """The signed fields of a notice: its content, never its delivery status."""
-    return {
-        "id": str(n.id), "kind": n.kind, "sender_org": n.sender_org, "recipient_org": n.recipient_org,
-        "member_card_no": n.member_card_no, "thread_id": str(n.thread_id),
-        "in_reply_to": str(n.in_reply_to) if n.in_reply_to else None,
-        "supersedes": str(n.supersedes) if n.supersedes else None, "payload": n.payload,
-        "due_date": n.due_date.isoformat() if n.due_date else None, "created_at": n.created_at.isoformat(),
-    }  # fmt: skip
-
-
-def canonical(content: dict[str, Any], docs: list[Document]) -> bytes:
-    """The canonical JSON the service signs: the content and each document's id and SHA-256."""
-    content = {**content, "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs]}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def canonical_content(n: Notice, docs: list[Document]) -> bytes:
-    return canonical(content_of(n), docs)
-
-
-def receipt(n: Notice, principal: Principal, docs: list[Document]) -> str:
+def receipt(n: Notice | NoticeRow, principal: Principal, docs: list[Document]) -> str:
     """The sender's receipt: who supplied which notice, with which content hash, when."""
     body = {
         "receipt_for": "notice",
         "id": str(n.id),
         "supplier_org": n.sender_org,
         "supplied_by": principal.login,
-        "sha256": hashlib.sha256(canonical_content(n, docs)).hexdigest(),
+        "sha256": hashlib.sha256(signed_content(content_of(n), docs)).hexdigest(),
         "documents": [{"id": str(d.id), "sha256": d.sha256} for d in docs],
         "received_at": n.created_at.isoformat(),
     }
     return sign_jws(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), typ=RECEIPT_TYP)
 
 
-def to_public(n: Notice, docs: list[Document] = ()) -> NoticePublic:
+def to_public(n: Notice | NoticeRow, docs: list[Document] = ()) -> NoticePublic:
     overdue = n.due_date is not None and n.status != NoticeStatus.answered and n.due_date < today()
     return NoticePublic(
         id=n.id, kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org,
@@ -163,15 +106,15 @@ def to_public(n: Notice, docs: list[Document] = ()) -> NoticePublic:
     )  # fmt: skip
 
 
-async def present(*, session: AsyncSession, notices: list[Notice]) -> list[NoticePublic]:
+async def present(*, session: AsyncSession, notices: list[Notice | NoticeRow]) -> list[NoticePublic]:
     """Notices as the API shows them, with their documents loaded in one query (none when a prepared read already
     knows that no notice here carries any)."""
     carrying = [n.id for n in notices if getattr(n, "has_documents", True)]
-    docs = await documents.carried_documents(session=session, notice_ids=carrying)
+    docs = await document_rows.carried(session, carrying)
     return [to_public(n, docs.get(n.id, [])) for n in notices]
 
 
-def created(n: Notice, docs: list[Document], principal: Principal) -> NoticeCreated:
+def created(n: Notice | NoticeRow, docs: list[Document], principal: Principal) -> NoticeCreated:
     """The response to a push or a reply: the notice and the sender's signed receipt."""
     return NoticeCreated(**to_public(n, docs).model_dump(), receipt=receipt(n, principal, docs))
 
@@ -208,11 +151,9 @@ async def _insert(
         created_at=utcnow(),
     )  # fmt: skip
     # Signed once, here, so that pulls stay cheap.
-    notice.signature = sign_jws(canonical_content(notice, list(docs)), typ=NOTICE_TYP)
-    await _INSERT_NOTICE.execute(session, notice.model_dump(exclude={"seq", "position"}))
+    notice.signature = sign_jws(signed_content(content_of(notice), list(docs)), typ=NOTICE_TYP)
+    await rows.insert_notice(session, notice, [d.id for d in docs])
     session.info[PENDING] = True  # wake the sequencer once this commits
-    if docs:
-        session.add_all([NoticeDocument(notice_id=notice.id, document_id=d.id) for d in docs])
     await webhooks.enqueue(session=session, notice=notice)
     await session.flush()
     return notice
@@ -240,16 +181,12 @@ async def insert_service_notice(
     )
 
 
-async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tuple[Notice, list[Document]]:
+async def push(*, session: AsyncSession, principal: Principal, data: NoticeCreate) -> tuple[Notice, list[Document]]:
     """Push a notice from the caller's committee about a member in both sides' scope."""
-    kind = K(data.kind)
-    if kind in REPLY_ONLY:
-        raise Unprocessable(
-            "Loại thông báo này là trả lời: gửi qua POST /api/v1/notices/{id}/replies.", code="reply_required"
-        )
-    if kind in KHOI_ONLY and not principal.is_khoi:
-        raise Forbidden("Chỉ Đảng ủy Khối gửi loại thông báo này.", code="direction_not_allowed")
-    member = await members.member_scope(session=session, principal=principal, card_no=data.member_card_no)
+    kind = K(data.kind)  # reply-only kinds never get here: the request schema does not offer them
+    if kind in KHOI_ONLY:
+        policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi loại thông báo này.", code="direction_not_allowed")
+    member = await _member_in_scope(session=session, principal=principal, card_no=data.member_card_no)
     recipient = member.residence_org if principal.is_khoi else KHOI_CODE
     if data.recipient_org is not None and data.recipient_org != recipient:
         raise Unprocessable(
@@ -258,8 +195,8 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tup
     _check_dates(data.payload)
     payload = data.payload.model_dump(mode="json", exclude_none=True)
     if kind == K.member_residence_changed:
-        await _check_move(session=session, principal=principal, member=member, fields=data.payload)
-    docs = await documents.own_documents(session=session, principal=principal, ids=data.document_ids)
+        await _check_move(member=member, fields=data.payload, session=session)
+    docs = await _own_documents(session=session, principal=principal, ids=data.document_ids)
     if kind == K.notice_corrected:
         return await _correct(session=session, principal=principal, data=data, member=member, docs=docs), docs
     notice = await _insert(
@@ -275,7 +212,42 @@ async def push(*, session: AsyncSession, principal: Principal, data: Any) -> tup
     return notice, docs
 
 
-async def _check_move(*, session: AsyncSession, principal: Principal, member: members.MemberScope, fields: Any) -> None:
+def _member_not_found() -> NotFound:
+    return NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
+
+
+async def _member_in_scope(*, session: AsyncSession, principal: Principal, card_no: str) -> MemberScope:
+    """The member's card number and district, if in the caller's scope; otherwise 404."""
+    found = await member_rows.scope_of(session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no)
+    if found is None:
+        raise _member_not_found()
+    return found
+
+
+async def _require_in_area(*, session: AsyncSession, principal: Principal, card_no: str) -> None:
+    """A district writes only about members living in its area, also in threads it took part in before the member
+    moved away (422 `member_not_in_area`); the Khối writes about all of its members."""
+    if principal.is_khoi:
+        return
+    if await member_rows.scope_of(session, khoi=False, org=principal.org_code, card_no=card_no) is None:
+        raise Unprocessable(
+            "Đảng viên không còn cư trú trên địa bàn của tổ chức; không gửi thêm thông tin về đảng viên này.",
+            code="member_not_in_area",
+        )
+
+
+async def _own_documents(*, session: AsyncSession, principal: Principal, ids: list[uuid.UUID]) -> list[Document]:
+    """Documents the caller's committee supplied, to attach to a notice; any other id is a 404."""
+    if not ids:
+        return []
+    unique = list(dict.fromkeys(ids))
+    docs = await document_rows.supplied_by(session, org=principal.org_code, ids=unique)
+    if len(docs) != len(unique):
+        raise NotFound("Chỉ đính kèm được tài liệu do chính tổ chức cung cấp.", code="document_not_found")
+    return sorted(docs, key=lambda d: unique.index(d.id))
+
+
+async def _check_move(*, session: AsyncSession, member: MemberScope, fields: ResidenceChangedFields) -> None:
     district = member.residence_org
     if fields.from_org != district:
         raise Unprocessable(
@@ -287,31 +259,36 @@ async def _check_move(*, session: AsyncSession, principal: Principal, member: me
 
 
 async def _correct(
-    *, session: AsyncSession, principal: Principal, data: Any, member: members.MemberScope, docs: list[Document]
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    data: NoticeCorrectedNotice,
+    member: MemberScope,
+    docs: list[Document],
 ) -> Notice:
     original = await get_visible(session=session, principal=principal, notice_id=data.supersedes)
     if original.sender_org != principal.org_code:
         raise Forbidden("Chỉ bên đã gửi thông báo mới được đính chính.", code="not_sender")
     if original.member_card_no != member.party_card_no:
         raise Unprocessable("Đảng viên của thông báo đính chính phải trùng thông báo gốc.", code="member_mismatch")
-    superseded = await session.scalar(select(exists().where(Notice.supersedes == original.id)))
-    if superseded:
+    if await rows.is_superseded(session, original.id):
         raise Conflict("Thông báo này đã được đính chính; hãy đính chính bản mới nhất.", code="already_superseded")
     base_kind = (
         K(original.payload.get("original_kind", original.kind))
         if original.kind == K.notice_corrected
         else K(original.kind)
     )
+    fields: CorrectedFields = data.payload
     try:
-        corrected = FIELDS_BY_KIND[base_kind].model_validate(data.payload.corrected)
+        corrected = FIELDS_BY_KIND[base_kind].model_validate(fields.corrected)
     except ValidationError as exc:
-        fields = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})) or "corrected"
+        names = ", ".join(sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})) or "corrected"
         raise Unprocessable(
-            f"Nội dung đính chính không đúng cấu trúc của '{base_kind.value}': {fields}.", code="invalid_correction"
+            f"Nội dung đính chính không đúng cấu trúc của '{base_kind.value}': {names}.", code="invalid_correction"
         ) from None
     _check_dates(corrected)
     payload = {
-        "reason": data.payload.reason,
+        "reason": fields.reason,
         "original_kind": base_kind.value,
         "corrected": corrected.model_dump(mode="json", exclude_none=True),
     }
@@ -353,20 +330,13 @@ async def announce_document_correction(
 ) -> list[Notice]:
     """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient,
     unless the recipient is a district the member has since moved away from."""
-    carriers = (
-        await session.execute(
-            select(Notice)
-            .join(NoticeDocument, NoticeDocument.notice_id == Notice.id)
-            .where(NoticeDocument.document_id == old.id, Notice.sender_org == principal.org_code)
-            .order_by(Notice.seq)
-        )
-    ).scalars()
     sent = []
-    for carrier in carriers:
+    for carrier in await rows.carriers(session, document_id=old.id, sender_org=principal.org_code):
         if carrier.member_card_no is not None:
-            await members.require_in_area(session=session, principal=principal, card_no=carrier.member_card_no)
-            card_no, recipient = carrier.member_card_no, carrier.recipient_org
-            if not await members.lives_in(session=session, org_code=recipient, card_no=card_no):
+            await _require_in_area(session=session, principal=principal, card_no=carrier.member_card_no)
+            recipient = carrier.recipient_org
+            residence = await member_rows.residence_of(session, carrier.member_card_no)
+            if recipient != KHOI_CODE and residence != recipient:
                 continue
         payload = {
             "reason": reason,
@@ -390,101 +360,24 @@ async def announce_document_correction(
 
 async def get_visible(
     *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, for_update: bool = False
-) -> SimpleNamespace:
+) -> NoticeRow:
     """A notice the caller sent or received, or 404: others' notices do not exist for the caller."""
-
-    def build() -> Prepared:
-        stmt = select(*_ROW).where(
-            Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org"))
-        )
-        return Prepared(stmt.with_for_update(of=Notice.__table__) if for_update else stmt)
-
-    stmt = prepared(("notice_visible", for_update), build)
-    row = await stmt.fetchrow(session, {"notice_id": notice_id, "org": principal.org_code})
+    row = await rows.get_visible(session, org=principal.org_code, notice_id=notice_id, for_update=for_update)
     if row is None:
         raise _not_found()
-    return SimpleNamespace(**row)
-
-
-async def _mark_delivered(session: AsyncSession, notices: list[SimpleNamespace]) -> None:
-    """The recipient has now seen these: record the first delivery, in one statement."""
-    pending = [n for n in notices if n.delivered_at is None]
-    if not pending:
-        return
-    marked = await _MARK_DELIVERED.fetch(session, {"ids": [n.id for n in pending], "now": utcnow()})
-    changed = {row["id"]: row for row in marked}
-    for n in pending:
-        if n.id in changed:
-            n.delivered_at, n.status = changed[n.id]["delivered_at"], changed[n.id]["status"]
+    return row
 
 
 async def get_notice(
     *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID
-) -> tuple[SimpleNamespace, list[SimpleNamespace]]:
+) -> tuple[NoticeRow, list[NoticeRow]]:
     """One notice and its thread as the caller may see them; reading it as recipient counts as delivery."""
-    stmt = prepared(
-        "notice_thread",
-        lambda: Prepared(
-            select(*_ROW)
-            .where(
-                Notice.thread_id
-                == select(Notice.thread_id)
-                .where(Notice.id == bindparam("notice_id"), notices_visible_to(principal, org=bindparam("org")))
-                .scalar_subquery(),
-                notices_visible_to(principal, org=bindparam("org")),
-            )
-            .order_by(Notice.seq)
-        ),
-    )
-    thread = _rows(await stmt.fetch(session, {"notice_id": notice_id, "org": principal.org_code}))
+    thread = await rows.thread(session, org=principal.org_code, notice_id=notice_id)
     notice = next((n for n in thread if n.id == notice_id), None)
     if notice is None:
         raise _not_found()
-    await _mark_delivered(session, [n for n in thread if n.recipient_org == principal.org_code])
+    await rows.mark_delivered(session, [n for n in thread if n.recipient_org == principal.org_code], utcnow())
     return notice, thread
-
-
-@dataclass
-class PullFilter:
-    kind: str | None = None
-    member_card_no: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    overdue: bool | None = None
-
-
-def _pull_statement(principal: Principal, box: str, filters: PullFilter, after: bool) -> Prepared:
-    """The page query of one shape (box, which filters, whether a cursor is given): built once per shape."""
-
-    def build() -> Prepared:
-        own = Notice.recipient_org if box == "inbox" else Notice.sender_org
-        stmt = (
-            select(*_ROW)
-            .where(own == bindparam("org"), notices_visible_to(principal, org=bindparam("org")))
-            .order_by(Notice.position)
-            .limit(bindparam("limit"))
-        )
-        # Only positioned notices: a notice without a position yet may still get one below nothing handed out so
-        # far, but never below a position already visible (see app/services/sequencer.py).
-        if after:
-            stmt = stmt.where(Notice.position > bindparam("after", type_=BigInteger))
-        else:
-            stmt = stmt.where(Notice.position.is_not(None))
-        if filters.kind:
-            stmt = stmt.where(Notice.kind == bindparam("kind"))
-        if filters.member_card_no:
-            stmt = stmt.where(Notice.member_card_no == bindparam("member_card_no"))
-        if filters.status:
-            stmt = stmt.where(Notice.status == bindparam("status"))
-        if filters.since:
-            stmt = stmt.where(Notice.created_at >= bindparam("since", type_=UTCDateTime))
-        if filters.overdue is not None:
-            late = (Notice.due_date < bindparam("today")) & (Notice.status != NoticeStatus.answered.value)
-            stmt = stmt.where(late if filters.overdue else ~late | Notice.due_date.is_(None))
-        return Prepared(stmt)
-
-    shape = (box, bool(filters.kind), bool(filters.member_card_no), bool(filters.status), bool(filters.since))
-    return prepared(("pull", *shape, filters.overdue, after), build)
 
 
 async def _pull(
@@ -495,21 +388,12 @@ async def _pull(
     filters: PullFilter,
     after: tuple[int, ...] | None,
     limit: int,
-) -> list[SimpleNamespace]:
+) -> list[NoticeRow]:
     await sequencer.catch_up(session)
     position = await _position_after(session, after)
-    stmt = _pull_statement(principal, box, filters, position is not None)
-    params = {
-        "org": principal.org_code,
-        "limit": limit,
-        "after": position,
-        "kind": filters.kind,
-        "member_card_no": filters.member_card_no,
-        "status": filters.status,
-        "since": filters.since,
-        "today": today(),
-    }
-    return _rows(await stmt.fetch(session, params))
+    return await rows.page(
+        session, org=principal.org_code, box=box, filters=filters, after=position, limit=limit, today=today()
+    )
 
 
 async def _position_after(session: AsyncSession, after: tuple[int, ...] | None) -> int | None:
@@ -518,46 +402,45 @@ async def _position_after(session: AsyncSession, after: tuple[int, ...] | None) 
     notice's position continues it. A cursor naming no notice is refused: pull from the start."""
     if after is None or len(after) == 1:
         return after[0] if after else None
-    row = await _LEGACY_POSITION.fetchrow(session, {"seq": after[1]})
-    if row is None or row["position"] is None:
+    position = await rows.legacy_position(session, after[1])
+    if position is None:
         raise BadRequest(
             "Con trỏ phân trang (cursor) cũ không còn dùng được; hãy kéo lại từ đầu (không gửi cursor).",
             code="cursor_outdated",
         )
-    return row["position"]
+    return position
 
 
 async def inbox(
     *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
-) -> list[tuple[Notice, tuple[int]]]:
+) -> list[tuple[NoticeRow, tuple[int]]]:
     """Notices addressed to the caller's committee, in position order, from the cursor on; records first delivery."""
-    rows = await _pull(session=session, principal=principal, box="inbox", filters=filters, after=after, limit=limit)
-    cursors = [(n.position,) for n in rows]
-    await _mark_delivered(session, rows)
-    return list(zip(rows, cursors, strict=True))
+    found = await _pull(session=session, principal=principal, box="inbox", filters=filters, after=after, limit=limit)
+    cursors = [(n.position,) for n in found]
+    await rows.mark_delivered(session, found, utcnow())
+    return list(zip(found, cursors, strict=True))
 
 
 async def outbox(
     *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
-) -> list[tuple[Notice, tuple[int]]]:
+) -> list[tuple[NoticeRow, tuple[int]]]:
     """Notices the caller's committee sent, in position order, from the cursor on."""
-    rows = await _pull(session=session, principal=principal, box="outbox", filters=filters, after=after, limit=limit)
-    return [(n, (n.position,)) for n in rows]
+    found = await _pull(session=session, principal=principal, box="outbox", filters=filters, after=after, limit=limit)
+    return [(n, (n.position,)) for n in found]
 
 
-async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> SimpleNamespace:
+async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> NoticeRow:
     """The recipient confirms receipt; acknowledging again changes nothing."""
     notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
     if notice.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
     if notice.acknowledged_at is None:
-        params = {"notice_id": notice.id, "now": utcnow(), "account_id": principal.account_id}
-        notice = SimpleNamespace(**await _ACKNOWLEDGE.fetchrow(session, params), has_documents=notice.has_documents)
+        notice = await rows.acknowledge(session, notice, account_id=principal.account_id, now=utcnow())
     return notice
 
 
 async def reply(
-    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: Any
+    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: ReplyCreate
 ) -> tuple[Notice, list[Document]]:
     """The recipient answers in the same thread; an answer marks the earlier notice answered."""
     parent = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
@@ -570,21 +453,21 @@ async def reply(
             f"Không thể trả lời '{parent_kind.value}' bằng '{kind.value}'. Được phép: {allowed}.",
             code="reply_kind_mismatch",
         )
-    if kind in DISTRICT_ONLY and principal.is_khoi:
-        raise Forbidden("Chỉ quận/huyện/thị ủy gửi loại thông báo này.", code="direction_not_allowed")
+    if kind in DISTRICT_ONLY:
+        policy.require_district(
+            principal, "Chỉ quận/huyện/thị ủy gửi loại thông báo này.", code="direction_not_allowed"
+        )
     if parent.member_card_no is not None:
-        await members.require_in_area(session=session, principal=principal, card_no=parent.member_card_no)
+        await _require_in_area(session=session, principal=principal, card_no=parent.member_card_no)
     _check_dates(data.payload)
     is_answer = kind in ANSWERS.get(parent_kind, set())
     if is_answer and parent.answered_at is not None:
         raise Conflict("Thông báo này đã được trả lời.", code="already_answered")
     if kind == K.feedback_given and data.payload.year != parent.payload.get("year"):
         raise Unprocessable("Năm nhận xét phải trùng năm của phiếu xin ý kiến.", code="year_mismatch")
-    docs = await documents.own_documents(session=session, principal=principal, ids=data.document_ids)
+    docs = await _own_documents(session=session, principal=principal, ids=data.document_ids)
     if kind in (K.member_accepted, K.member_not_accepted):
-        await _record_acceptance(
-            session=session, principal=principal, card_no=parent.member_card_no, kind=kind, fields=data.payload
-        )
+        await _record_acceptance(session=session, principal=principal, card_no=parent.member_card_no, data=data)
     answer = await _insert(
         session=session,
         principal=principal,
@@ -598,27 +481,28 @@ async def reply(
         docs=docs,
     )
     if is_answer:
-        await _ANSWERED.execute(session, {"notice_id": parent.id, "now": utcnow()})
+        await rows.mark_answered(session, parent.id, utcnow())
     return answer, docs
 
 
 async def _record_acceptance(
-    *, session: AsyncSession, principal: Principal, card_no: str, kind: NoticeKind, fields: Any
+    *, session: AsyncSession, principal: Principal, card_no: str, data: MemberAcceptedReply | MemberNotAcceptedReply
 ) -> None:
     """The district's answer to an introduction or a move becomes the member's residence status."""
-    try:
-        member = await members.get_member(session=session, principal=principal, card_no=card_no, for_update=True)
-    except NotFound:
+    member = await member_rows.get_visible(
+        session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no, for_update=True
+    )
+    if member is None:
         raise Unprocessable(
             "Chỉ quận/huyện/thị ủy nơi đảng viên đang cư trú mới tiếp nhận hoặc từ chối.", code="not_member_district"
-        ) from None
-    if kind == K.member_accepted:
+        )
+    if isinstance(data, MemberAcceptedReply):
         member.residence_status = ResidenceStatus.accepted.value
-        member.residence_cell = fields.cell
+        member.residence_cell = data.payload.cell
         member.status_reason = None
     else:
         member.residence_status = ResidenceStatus.not_accepted.value
-        member.status_reason = fields.reason
+        member.status_reason = data.payload.reason
     member.version += 1
     member.updated_at = utcnow()
     await session.flush()

@@ -4,12 +4,14 @@ import json
 from datetime import date
 from importlib import resources
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
+from app.infra.clock import today
 from app.models.base import utcnow
-from app.models.organization import Organization, OrganizationPublic
+from app.models.organization import Organization
+from app.repositories import organizations as rows
+from app.schemas.organization import OrganizationPublic
 
 KHOI_CODE = "khoi-cqtp"
 
@@ -23,7 +25,7 @@ def registry_data() -> list[dict]:
 async def load_registry(*, session: AsyncSession, entries: list[dict] | None = None) -> int:
     """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
     entries = registry_data() if entries is None else entries
-    existing = {o.code: o for o in (await session.execute(select(Organization))).scalars()}
+    existing = await rows.by_code(session)
     fields = ("kind", "name", "short_name", "unit", "area", "parent_code", "successor_code")
     for entry in entries:
         org = existing.get(entry["code"])
@@ -42,23 +44,18 @@ async def load_registry(*, session: AsyncSession, entries: list[dict] | None = N
 
 
 def to_public(org: Organization) -> OrganizationPublic:
-    return OrganizationPublic(
-        **org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(date.today())
-    )
+    return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(today()))
 
 
 async def list_organizations(*, session: AsyncSession, kind: str | None, active_only: bool) -> list[Organization]:
     """The registry, Khối first, then districts by code."""
-    stmt = select(Organization).order_by(Organization.kind != "khoi", Organization.code)
-    if kind:
-        stmt = stmt.where(Organization.kind == kind)
-    orgs = list((await session.execute(stmt)).scalars())
-    return [o for o in orgs if o.is_active(date.today())] if active_only else orgs
+    orgs = await rows.listed(session, kind=kind)
+    return [o for o in orgs if o.is_active(today())] if active_only else orgs
 
 
 async def get_organization(*, session: AsyncSession, code: str) -> Organization:
     """One committee, or 404."""
-    org = await session.get(Organization, code)
+    org = await rows.get(session, code)
     if org is None:
         raise NotFound(f"Không có tổ chức đảng mã '{code[:64]}'.", code="organization_not_found")
     return org

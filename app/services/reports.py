@@ -2,18 +2,16 @@
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import String, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clock import today
+from app.infra.clock import today
 from app.models.base import utcnow
-from app.models.member import Member
-from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.models.notice import NoticeKind
 from app.principal import Principal
-from app.services.scoping import notices_visible_to
+from app.repositories import reports as rows
 
 K = NoticeKind
 LABELS = {
@@ -60,46 +58,17 @@ async def reconciliation(*, session: AsyncSession, principal: Principal, days: i
     """Open items: introductions not accepted after `days`, comment requests unanswered, moves not acknowledged by
     the new district, and notices delivered but not acknowledged."""
     now = utcnow()
-    open_ = Notice.status != NoticeStatus.answered.value
-    categories = {
-        "introduced_not_accepted": and_(
-            Notice.kind == K.member_introduced.value, open_, Notice.created_at < now - timedelta(days=days)
-        ),
-        "feedback_unanswered": and_(Notice.kind == K.feedback_requested.value, open_),
-        "residence_change_unacknowledged": and_(
-            Notice.kind == K.member_residence_changed.value,
-            Notice.acknowledged_at.is_(None),
-            open_,
-            cast(Notice.payload["to_org"].as_string(), String) == Notice.recipient_org,
-        ),
-        "delivered_not_acknowledged": and_(
-            Notice.delivered_at.is_not(None),
-            Notice.acknowledged_at.is_(None),
-            open_,
-            Notice.kind.not_in(
-                [K.member_introduced.value, K.feedback_requested.value, K.member_residence_changed.value]
-            ),
-        ),
-    }
     items: list[OpenItem] = []
-    for category, condition in categories.items():
-        rows = (
-            await session.execute(
-                select(Notice, Member.full_name)
-                .join(Member, Member.party_card_no == Notice.member_card_no, isouter=True)
-                .where(notices_visible_to(principal), condition)
-                .order_by(Notice.seq)
-                .limit(limit)
-            )
-        ).all()
-        for n, member_name in rows:
-            items.append(OpenItem(
-                category=category, category_label=LABELS[category].format(days=days), notice_id=str(n.id),
-                kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org, member_card_no=n.member_card_no,
-                member_name=member_name,
-                created_at=n.created_at, due_date=n.due_date.isoformat() if n.due_date else None,
-                overdue=bool(n.due_date and n.due_date < today()), age_days=(now - n.created_at).days,
-            ))  # fmt: skip
+    for category, n, member_name in await rows.open_items(
+        session, org=principal.org_code, now=now, days=days, limit=limit
+    ):
+        items.append(OpenItem(
+            category=category, category_label=LABELS[category].format(days=days), notice_id=str(n.id),
+            kind=n.kind, sender_org=n.sender_org, recipient_org=n.recipient_org, member_card_no=n.member_card_no,
+            member_name=member_name,
+            created_at=n.created_at, due_date=n.due_date.isoformat() if n.due_date else None,
+            overdue=bool(n.due_date and n.due_date < today()), age_days=(now - n.created_at).days,
+        ))  # fmt: skip
     return items
 
 

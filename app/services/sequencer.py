@@ -27,7 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.config import settings
+from app.infra.config import settings
 
 log = logging.getLogger("app.sequencer")
 

@@ -16,25 +16,27 @@ import secrets
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from app.config import settings
 from app.errors import NotFound, Unprocessable
+from app.infra.config import settings
+from app.infra.loops import repeat
 from app.models.base import utcnow
 from app.models.notice import Notice
-from app.models.subscription import Delivery, DeliveryAttempt, Subscription, SubscriptionCreate
+from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from app.principal import Principal
-from app.statements import Prepared
+from app.repositories import webhooks as repo
+from app.repositories.notices import NoticeRow
+from app.schemas.subscription import SubscriptionCreate
 
 log = logging.getLogger("app.webhooks")
 
@@ -146,37 +148,27 @@ async def create(*, session: AsyncSession, principal: Principal, data: Subscript
         secret=_seal(secret),
         created_by=principal.account_id,
     )
-    session.add(sub)
-    await session.flush()
+    await repo.add(session, sub)
     return sub, secret
 
 
 async def get_own(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """The caller's committee's subscription, or 404."""
-    sub = await session.get(Subscription, subscription_id)
-    if sub is None or sub.org_code != principal.org_code or sub.deleted_at is not None:
+    sub = await repo.get_own(session, org=principal.org_code, subscription_id=subscription_id)
+    if sub is None:
         raise NotFound("Không tìm thấy đăng ký nhận thông báo.", code="subscription_not_found")
     return sub
 
 
 async def list_own(*, session: AsyncSession, principal: Principal) -> list[Subscription]:
-    stmt = (
-        select(Subscription)
-        .where(Subscription.org_code == principal.org_code, Subscription.deleted_at.is_(None))
-        .order_by(Subscription.created_at)
-    )
-    return list((await session.execute(stmt)).scalars())
+    return await repo.own(session, principal.org_code)
 
 
 async def delete(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """Stop delivering; what was pending is cancelled, the history stays."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
     sub.deleted_at, sub.active = utcnow(), False
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.subscription_id == sub.id, Delivery.status == "pending")
-        .values(status="cancelled")
-    )
+    await repo.cancel_pending(session, sub.id)
     await session.flush()
     return sub
 
@@ -192,22 +184,19 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
     return secret
 
 
-# A subscription that receives deliveries.
-_ACTIVE = (Subscription.active.is_(True), Subscription.deleted_at.is_(None))
+Wanted = repo.Wanted
 
 
-async def subscriptions_by_org(*, session: AsyncSession, org_codes: set[str] | None = None) -> dict[str, list]:
+async def subscriptions_by_org(
+    *, session: AsyncSession, org_codes: set[str] | None = None
+) -> dict[str, list[Subscription]]:
     """Active subscriptions, by committee (for creating deliveries in bulk)."""
-    stmt = select(Subscription).where(*_ACTIVE)
-    if org_codes is not None:
-        stmt = stmt.where(Subscription.org_code.in_(org_codes))
-    out: dict[str, list] = {}
-    for sub in (await session.execute(stmt)).scalars():
-        out.setdefault(sub.org_code, []).append(sub)
-    return out
+    return await repo.active_by_org(session, org_codes)
 
 
-def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, created_at: datetime) -> list[dict]:
+def delivery_rows(
+    subs: Sequence[Subscription | Wanted], *, notice_id: uuid.UUID, kind: str, created_at: datetime
+) -> list[dict]:
     """The outbox rows announcing one notice to the subscriptions that want its kind."""
     rows = []
     for sub in subs:
@@ -236,23 +225,12 @@ def delivery_rows(subs: list[Subscription], *, notice_id: uuid.UUID, kind: str, 
     return rows
 
 
-class _Wanted(NamedTuple):
-    id: uuid.UUID
-    kinds: list[str] | None
-
-
-# Prepared: it runs with every notice.
-_WANTED = Prepared(
-    select(Subscription.id, Subscription.kinds).where(Subscription.org_code == bindparam("org"), *_ACTIVE)
-)
-
-
-async def enqueue(*, session: AsyncSession, notice: Notice) -> None:
+async def enqueue(*, session: AsyncSession, notice: Notice | NoticeRow) -> None:
     """In the notice's own transaction: one delivery per matching subscription of the recipient."""
-    subs = [_Wanted(r["id"], r["kinds"]) for r in await _WANTED.fetch(session, {"org": notice.recipient_org})]
+    subs = await repo.wanted_by(session, notice.recipient_org)
     if subs:
         rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
-        session.add_all([Delivery(**row) for row in rows])
+        repo.add_deliveries(session, rows)
 
 
 async def deliveries(
@@ -260,25 +238,7 @@ async def deliveries(
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
     """The subscription's deliveries, newest first, each with every attempt."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
-    stmt = (
-        select(Delivery)
-        .where(Delivery.subscription_id == sub.id)
-        .order_by(Delivery.created_at.desc(), Delivery.id)
-        .limit(limit)
-    )
-    if after is not None:
-        stmt = stmt.where(Delivery.created_at < after)
-    rows = list((await session.execute(stmt)).scalars())
-    attempts: dict[uuid.UUID, list[DeliveryAttempt]] = {}
-    if rows:
-        found = await session.execute(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_([d.id for d in rows]))
-            .order_by(DeliveryAttempt.attempt)
-        )
-        for a in found.scalars():
-            attempts.setdefault(a.delivery_id, []).append(a)
-    return [(d, attempts.get(d.id, [])) for d in rows]
+    return await repo.deliveries_of(session, subscription_id=sub.id, after=after, limit=limit)
 
 
 async def redeliver(
@@ -286,7 +246,7 @@ async def redeliver(
 ) -> Delivery:
     """Send a delivery again, now (its history is kept)."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
-    delivery = await session.get(Delivery, delivery_id)
+    delivery = await repo.delivery(session, delivery_id)
     if delivery is None or delivery.subscription_id != sub.id:
         raise NotFound("Không tìm thấy lần gửi này.", code="delivery_not_found")
     if not sub.active:
@@ -378,28 +338,13 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
     """Lease due deliveries, send them concurrently, record the outcomes; returns how many were sent."""
     lease = timedelta(seconds=settings.webhook_timeout_seconds + 15)
     async with sessions() as session:
-        due = list(
-            (
-                await session.execute(
-                    select(Delivery)
-                    .where(Delivery.status == "pending", Delivery.next_attempt_at <= utcnow())
-                    .order_by(Delivery.next_attempt_at)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
-        )
+        due = await repo.due(session, now=utcnow(), batch=batch)
         if not due:
             await session.commit()
             return 0
         for d in due:  # leased: no other worker picks these up until the lease runs out
             d.next_attempt_at = utcnow() + lease
-        subs = {
-            s.id: s
-            for s in (
-                await session.execute(select(Subscription).where(Subscription.id.in_({d.subscription_id for d in due})))
-            ).scalars()
-        }
+        subs = await repo.subscriptions(session, {d.subscription_id for d in due})
         await session.commit()
     outcomes = await asyncio.gather(*(_send(client, subs[d.subscription_id], d) for d in due), return_exceptions=True)
     outcomes = [o if isinstance(o, dict) else _failed(type(o).__name__) for o in outcomes]
@@ -411,16 +356,17 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
 
 
 async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome: dict) -> None:
-    delivery = await session.get(Delivery, d.id)
+    delivery = await repo.delivery(session, d.id)
     delivery.attempts += 1
-    session.add(
+    repo.add_attempt(
+        session,
         DeliveryAttempt(
             delivery_id=d.id,
             attempt=delivery.attempts,
             status_code=outcome["status_code"],
             error=outcome["error"],
             duration_ms=outcome["duration_ms"],
-        )
+        ),
     )
     code = outcome["status_code"]
     if code is not None and 200 <= code < 300:
@@ -428,11 +374,7 @@ async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome
     elif code == 410 or outcome["error"] == "subscription_disabled":
         delivery.status = "failed"
         if code == 410:
-            await session.execute(
-                update(Subscription)
-                .where(Subscription.id == sub.id)
-                .values(active=False, disabled_reason="Bên nhận trả về 410 Gone")
-            )
+            await repo.disable(session, sub.id, "Bên nhận trả về 410 Gone")
             log.warning("subscription %s disabled: receiver answered 410", sub.id)
     else:
         following = _next_attempt(delivery.attempts, outcome["retry_after"])
@@ -444,19 +386,15 @@ async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome
 
 
 async def run_worker(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
-    """Background loop of a service process."""
+    """Background loop of a service process: deliver what is due, at once again while there was work."""
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
     ) as client:
-        while not stop.is_set():
-            try:
-                sent = await deliver_due(sessions=sessions, client=client)
-            except Exception:
-                log.warning("webhook delivery round failed; retrying", exc_info=True)
-                sent = 0
-            if sent:
-                continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.webhook_poll_seconds)
-            except TimeoutError:
-                pass
+        await repeat(
+            lambda: deliver_due(sessions=sessions, client=client),
+            stop=stop,
+            every=lambda: settings.webhook_poll_seconds,
+            log=log,
+            failure="webhook delivery round failed; retrying",
+            again=bool,
+        )

@@ -6,9 +6,9 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.infra.security import hash_secret
 from app.models.account import Account
 from app.models.member import Member, ResidenceStatus
-from app.security import hash_secret
 from app.text import fold
 
 # login, kind, org, roles, secret, full name, position

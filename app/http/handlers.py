@@ -11,9 +11,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import auditing, validation_messages
-from app.db import unreachable
-from app.errors import AppError, problem
+from app.errors import AppError
+from app.http import auditing, validation_messages
+from app.http.problems import problem
+from app.infra.db import unreachable
 
 log = logging.getLogger("app.errors")
 

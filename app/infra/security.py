@@ -27,10 +27,10 @@ from jose import jwk, jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import settings
+from app.infra.config import settings
 from app.models.account import SigningKey
 
-log = logging.getLogger("app.security")
+log = logging.getLogger("app.infra.security")
 
 ALGORITHM = "ES256"
 # The JOSE `typ` of everything the service signs, so that one kind can never pass for another.

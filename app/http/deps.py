@@ -8,12 +8,14 @@ from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auditing, statements
-from app.db import db
-from app.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.errors import ServiceUnavailable, Unauthorized
+from app.http import auditing
+from app.infra.db import db
+from app.infra.security import TokenError, keystore, verify_token
 from app.models.account import Role
 from app.principal import Principal
-from app.security import TokenError, keystore, verify_token
+from app.repositories import prepared
+from app.services import policy
 from app.services.auth import principal_from_claims
 
 log = logging.getLogger("app.auth")
@@ -27,7 +29,7 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
             yield session
             try:
                 await auditing.record_success(session, request, response)
-                await statements.flush_deferred(session)
+                await prepared.flush_deferred(session)
             except Exception as exc:
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"
@@ -75,20 +77,17 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role, staff_only: bool = False):
-    """A guard: the caller must hold one of the roles (and be a person, when staff_only)."""
+def _guard(roles: tuple[Role, ...], *, staff_only: bool = False):
+    """A dependency asking the policy (app.services.policy) whether the caller may make this kind of call."""
 
     async def guard(principal: CurrentPrincipal) -> Principal:
-        if staff_only and principal.token_use != "staff":
-            raise Forbidden("Chức năng này chỉ dành cho tài khoản cán bộ.", code="staff_only")
-        if not principal.has_role(*roles):
-            names = ", ".join(r.value for r in roles)
-            raise Forbidden(f"Cần vai trò: {names}.", code="role_required")
-        return principal
+        return policy.require_roles(principal, roles, staff_only=staff_only)
 
     return guard
 
 
-Worker = Annotated[Principal, Depends(require_roles(Role.clerk, Role.officer))]
-Admin = Annotated[Principal, Depends(require_roles(Role.admin, staff_only=True))]
-Auditor = Annotated[Principal, Depends(require_roles(Role.auditor))]
+Worker = Annotated[Principal, Depends(_guard(policy.WORKER))]
+Admin = Annotated[Principal, Depends(_guard(policy.ADMIN, staff_only=True))]
+Auditor = Annotated[Principal, Depends(_guard(policy.AUDITOR))]
+Organiser = Annotated[Principal, Depends(_guard(policy.ORGANISER))]
+Subscriber = Annotated[Principal, Depends(_guard(policy.SUBSCRIBER))]

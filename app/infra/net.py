@@ -4,7 +4,7 @@ from ipaddress import ip_address
 
 from starlette.requests import Request
 
-from app.config import settings
+from app.infra.config import settings
 
 
 def _trusted(addr: str) -> bool:

@@ -2,9 +2,16 @@
 
 import base64
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
 
 from app.errors import BadRequest
+from app.infra.config import settings
+
+T = TypeVar("T")
 
 
 def encode_cursor(*values: Any) -> str:
@@ -49,3 +56,33 @@ def _value(t: type, v: Any) -> Any:
     if t is int and not isinstance(v, int):
         raise ValueError
     return t(v)
+
+
+# ---- pages --------------------------------------------------------------------------------------------------
+
+CursorParam = Annotated[str | None, Query(max_length=512)]
+LimitParam = Annotated[int, Query(ge=1, le=settings.page_size_max)]
+
+
+def after_value(cursor: str | None, t: Callable[[Any], Any]) -> Any | None:
+    """The single value a cursor of this list holds (None: from the start)."""
+    after = decode_cursor(cursor, t)
+    return after[0] if after else None
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a keyset-paginated list: its items and whether more follow."""
+
+    items: list[T]
+    more: bool
+
+    def next_cursor(self, key: Callable[[T], Any]) -> str | None:
+        """The cursor after the last item, when more follow."""
+        return encode_cursor(key(self.items[-1])) if self.more else None
+
+
+async def fetch_page(fetch: Callable[[int], Awaitable[list[T]]], limit: int) -> Page[T]:
+    """Fetch one item more than the page holds: the page, and whether more follow."""
+    rows = await fetch(limit + 1)
+    return Page(rows[:limit], len(rows) > limit)

@@ -28,13 +28,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import settings
+from app.infra.config import settings
 from app.models.base import utcnow
 from app.models.spool import AuditSpoolReplay
 
@@ -44,6 +44,12 @@ SUFFIX = ".jsonl"
 CLAIMED = ".replaying"
 CORRUPT = ".corrupt"
 _REPLAY_LOCK = 0x4D58_5350_4F4F_4C31  # advisory lock id: one replayer at a time across processes
+
+
+class Append(Protocol):
+    """How a replayed entry is written: the audit log's own append (app.services.audit)."""
+
+    async def __call__(self, *, session: AsyncSession, **fields: Any) -> None: ...
 
 
 class SpoolError(Exception):
@@ -278,8 +284,9 @@ class AuditSpool:
                 corrupt.append(report.corrupt or f"{path.name}: set aside as corrupt")
         return {"directory": str(self.directory), "files": files, "pending": pending, "torn": torn, "corrupt": corrupt}
 
-    async def replay(self, sessions: async_sessionmaker) -> int:
-        """Write every spooled entry into the audit log, oldest first, exactly once; returns how many were new."""
+    async def replay(self, sessions: async_sessionmaker, append: Append) -> int:
+        """Write every spooled entry into the audit log with `append`, oldest first, exactly once; returns how many
+        were new."""
         claimed = await asyncio.to_thread(self._claim_sync)
         if not claimed:
             return 0
@@ -303,7 +310,7 @@ class AuditSpool:
         written = 0
         if records:
             async with sessions() as session:
-                written = await _insert(session, [(r[3], r[4]) for r in records])
+                written = await _insert(session, [(r[3], r[4]) for r in records], append)
                 await session.commit()
         for path in done:
             with contextlib.suppress(FileNotFoundError):
@@ -323,9 +330,7 @@ _ABSENT: dict[str, Any] = {
 }
 
 
-async def _insert(session: AsyncSession, records: list[tuple[str, dict[str, Any]]]) -> int:
-    from app.services import audit
-
+async def _insert(session: AsyncSession, records: list[tuple[str, dict[str, Any]]], append: Append) -> int:
     dialect = session.bind.dialect.name
     if dialect == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(_REPLAY_LOCK)))
@@ -340,20 +345,9 @@ async def _insert(session: AsyncSession, records: list[tuple[str, dict[str, Any]
         )
         if (await session.execute(stmt)).first() is None:
             continue  # written by an earlier replay that did not get to delete its file
-        await audit.append(session=session, **{**_ABSENT, **fields})
+        await append(session=session, **{**_ABSENT, **fields})
         written += 1
     return written
-
-
-async def run_replayer(*, spool: AuditSpool, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
-    """Background loop: replay the spool whenever it holds entries and the database takes them."""
-    while not stop.is_set():
-        try:
-            await spool.replay(sessions)
-        except Exception:
-            log.warning("audit spool replay failed; retrying", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.audit_spool_replay_seconds)
 
 
 spool = AuditSpool()

@@ -10,7 +10,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 
@@ -27,12 +27,6 @@ class TooLarge(Exception):
 class StoredBlob:
     sha256: str
     size: int
-
-
-class BlobStore(Protocol):
-    def put(self, source: BinaryIO, *, max_size: int) -> StoredBlob: ...
-    def open(self, sha256: str) -> BinaryIO: ...
-    def digest(self, sha256: str) -> str | None: ...
 
 
 class FileBlobStore:

@@ -143,10 +143,6 @@ class Settings(BaseSettings):
     def metrics_path(self) -> Path:
         return self.metrics_dir or self.data_dir / "metrics"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
-
     @cached_property
     def webhook_networks(self) -> tuple:
         nets = self.webhook_allowed_networks or ("" if self.environment == "production" else "127.0.0.0/8,::1/128")

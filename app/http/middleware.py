@@ -10,7 +10,8 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logs import request_id_var
+from app.http.problems import PROBLEM_MEDIA_TYPE, problem_body
+from app.infra.logs import request_id_var
 
 log = logging.getLogger("app.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -137,22 +138,14 @@ def _refuse_target(scope: Scope) -> tuple | None:
 
 
 async def _reject(send: Send, status: int, code: str, title: str, detail: str) -> None:
-    body = json.dumps(
-        {
-            "type": f"https://member-exchange.hanoi/problems/{code}",
-            "title": title,
-            "status": status,
-            "code": code,
-            "detail": detail,
-        },
-        ensure_ascii=False,
-    ).encode()
+    """Answer before routing (nothing inside the application runs), with the same problem document as the rest."""
+    body = json.dumps(problem_body(status, code, title, detail), ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

@@ -3,20 +3,23 @@
 Profiling the service under load (see the README's benchmark section) showed SQLAlchemy spending 200–400 µs of
 CPU per statement on building execution contexts and ORM results: on the hot paths (every authenticated request,
 its audit entry, push, pull, acknowledge, read) that was most of each request. These statements are still
-SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once; on PostgreSQL
-it runs straight on the session's asyncpg connection, inside the session's transaction; on SQLite (in-process, no
-round trips to save) it runs through the session as usual. Rows come back as mappings (`row["column"]`) holding
-the same Python types on both databases.
+SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once (SQLAlchemy's
+public compiler API: the SQL text, the positional parameters, each parameter type's bind processor); on PostgreSQL
+it runs on the session's asyncpg connection (`driver_connection`), inside the session's transaction: the
+transaction's first statement goes through SQLAlchemy (`exec_driver_sql`, which begins it), the rest straight on
+the driver. On SQLite (in-process, no round trips to save) it runs through the session as usual. Rows come back
+as mappings (`row["column"]`) holding the same Python types on both databases. Only repositories use this module.
 """
 
+import functools
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 Row = Mapping[str, Any]
 
@@ -35,12 +38,15 @@ class Prepared:
         self._column_keys = list(column_keys) if column_keys is not None else None
         self._compiled: tuple[str, tuple] | None = None
 
-    def _for_postgresql(self, dialect) -> tuple[str, tuple]:
+    def for_postgresql(self, dialect) -> tuple[str, tuple]:
+        """The SQL text and, per positional parameter, its name, bind processor and default (public compiler API)."""
         if self._compiled is None:
             compiled = self._pg_stmt.compile(dialect=dialect, column_keys=self._column_keys)
-            processors = compiled._bind_processors
-            defaults = compiled.construct_params(_check=False)
-            binds = tuple((name, processors.get(name), defaults.get(name)) for name in compiled.positiontup or ())
+            defaults = compiled.params
+            binds = tuple(
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect), defaults.get(name))
+                for name in compiled.positiontup or ()
+            )
             self._compiled = (str(compiled), binds)
         return self._compiled
 
@@ -53,7 +59,7 @@ class Prepared:
                 return None
             rows = result.mappings()
             return rows.first() if method == "fetchrow" else rows.all()
-        sql, binds = self._for_postgresql(conn.dialect)
+        sql, binds = self.for_postgresql(conn.dialect)
         return await _on_driver(conn, method, sql, _arguments(binds, params))
 
     async def fetch(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Row]:
@@ -66,6 +72,19 @@ class Prepared:
         await self._run(session, params, "execute")
 
 
+def shaped(build: Callable[..., Executable | Prepared]) -> Callable[..., Prepared]:
+    """A family of statements whose shape depends on a few hashable arguments (the caller's scope, which filters a
+    request gives): each shape is built and compiled once. The cache key is the builder and its arguments, so a
+    statement can depend on nothing its key does not name."""
+
+    @functools.cache
+    def statement(*shape: Any) -> Prepared:
+        built = build(*shape)
+        return built if isinstance(built, Prepared) else Prepared(built)
+
+    return functools.wraps(build)(statement)
+
+
 def _arguments(binds: tuple, params: Mapping[str, Any]) -> list[Any]:
     args = []
     for name, process, default in binds:
@@ -74,19 +93,23 @@ def _arguments(binds: tuple, params: Mapping[str, Any]) -> list[Any]:
     return args
 
 
-async def _on_driver(conn, method: str, sql: str, args: list[Any]) -> Any:
-    """Run on the asyncpg connection under the session, inside the session's transaction."""
-    adapted = (await conn.get_raw_connection()).dbapi_connection
-    async with adapted._execute_mutex:
-        if adapted._transaction is None:  # the session's BEGIN is sent with its first statement
-            await adapted._start_transaction()
-        try:
-            return await getattr(adapted._connection, method)(sql, *args)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                # Cut off by its deadline (app.db): close the connection now rather than wait for the cancel.
-                adapted._connection.terminate()
-            raise _translated(sql, exc) from exc
+async def _on_driver(conn: AsyncConnection, method: str, sql: str, args: list[Any]) -> Any:
+    """Run inside the session's transaction. Its first statement goes through SQLAlchemy (`exec_driver_sql`, which
+    begins the transaction); the following ones straight on the asyncpg connection (`driver_connection`)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        result = await conn.exec_driver_sql(sql, tuple(args))
+        if method == "execute":
+            return None
+        rows = result.mappings()
+        return rows.first() if method == "fetchrow" else rows.all()
+    try:
+        return await getattr(driver, method)(sql, *args)
+    except Exception as exc:
+        if isinstance(exc, TimeoutError):
+            # Cut off by its deadline (app.infra.db): close the connection now rather than wait for the cancel.
+            driver.terminate()
+        raise _translated(sql, exc) from exc
 
 
 # ---- writes that close a request ------------------------------------------------------------------------------
@@ -95,7 +118,7 @@ async def _on_driver(conn, method: str, sql: str, args: list[Any]) -> Any:
 
 _DEFERRED = "deferred_writes"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-_COMBINED: dict[tuple[int, ...], str] = {}
+_COMBINED: dict[tuple[Prepared, ...], str] = {}  # keyed by the statements themselves
 
 
 def defer(session: AsyncSession, statement: Prepared, params: Mapping[str, Any]) -> None:
@@ -113,8 +136,8 @@ async def flush_deferred(session: AsyncSession) -> None:
         for statement, params in pending:
             await statement.execute(session, params)
         return
-    compiled = [statement._for_postgresql(conn.dialect) for statement, _ in pending]
-    key = tuple(id(statement) for statement, _ in pending)
+    compiled = [statement.for_postgresql(conn.dialect) for statement, _ in pending]
+    key = tuple(statement for statement, _ in pending)
     sql = _COMBINED.get(key)
     if sql is None:
         parts, offset = [], 0
@@ -139,15 +162,3 @@ def _translated(sql: str, exc: Exception) -> Exception:
     if isinstance(exc, asyncpg.PostgresError):
         return DBAPIError(sql, None, exc)
     return exc
-
-
-_BUILT: dict[Hashable, Prepared] = {}
-
-
-def prepared(key: Hashable, build: Callable[[], Prepared]) -> Prepared:
-    """The statement for `key`, built on first use: for statements whose shape depends on the caller or on which
-    filters a request gives (a handful of shapes each)."""
-    found = _BUILT.get(key)
-    if found is None:
-        found = _BUILT[key] = build()
-    return found

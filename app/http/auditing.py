@@ -3,7 +3,7 @@
 A request that succeeds gets its entry in its own transaction, just before the commit (db.get_session): if
 the entry cannot be written, nothing is committed and the client gets 503. A request that fails is rolled
 back, so its entry is written afterwards in a transaction of its own (handlers.install_error_handlers); when
-the database is what failed, or that write fails too, the entry goes to the local spool (app.spool), fsynced
+the database is what failed, or that write fails too, the entry goes to the local spool (app.infra.spool), fsynced
 before the response, and is written into the log when the database is back. So the failure path never waits for
 the database twice. Routers add what only they know (created ids, the member concerned) with `note()`.
 """
@@ -16,13 +16,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.config import settings
-from app.db import db
+from app.infra.config import settings
+from app.infra.db import db
+from app.infra.net import client_address
+from app.infra.spool import SpoolError, spool
 from app.models.audit import Outcome
 from app.models.base import utcnow
-from app.net import client_address
 from app.services import audit
-from app.spool import SpoolError, spool
 
 log = logging.getLogger("app.audit")
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, Pen
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.config import Settings, settings
+from app.infra.config import Settings, settings
 
 
 def ensure_sqlite_dir(url: str) -> None:

@@ -9,36 +9,22 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from app import auditing
 from app.errors import BadRequest, Conflict, Unprocessable
+from app.http import auditing
 from app.models.base import utcnow
-from app.models.idempotency import IdempotencyRecord
 from app.principal import Principal
-from app.statements import Prepared, defer
+from app.repositories import idempotency as records
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 REPLAY_HEADER = "Idempotent-Replayed"
 KEEP_FOR = timedelta(hours=24)
-# Prepared (app/statements.py): every push runs them.
-_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)).label("locked")))
-_RECORD = Prepared(
-    select(
-        IdempotencyRecord.fingerprint,
-        IdempotencyRecord.response_status,
-        IdempotencyRecord.response_body,
-        IdempotencyRecord.response_headers,
-    ).where(IdempotencyRecord.account_id == bindparam("account_id"), IdempotencyRecord.key == bindparam("key"))
-)
-_INSERT_RECORD = Prepared(
-    insert(IdempotencyRecord.__table__), column_keys=[c.name for c in IdempotencyRecord.__table__.columns]
-)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -73,8 +59,7 @@ async def run(
     if not _KEY.match(key):
         raise BadRequest("Idempotency-Key phải gồm 1–255 ký tự ASCII in được.", code="invalid_idempotency_key")
     if session.bind.dialect.name == "postgresql":
-        locked = await _LOCK.fetchrow(session, {"lock_id": _lock_id(principal, key)})
-        if not locked["locked"]:
+        if not await records.try_lock(session, _lock_id(principal, key)):
             raise Conflict(
                 "Một yêu cầu khác cùng Idempotency-Key đang được xử lý.",
                 code="idempotency_in_progress",
@@ -83,7 +68,7 @@ async def run(
     # JSON bodies are compared byte for byte; a multipart upload by what the caller passes (its file's hash).
     body = fingerprint_extra if fingerprint_extra is not None else await request.body()
     request_fingerprint = fingerprint(request.method, request.url.path, body)
-    record = await _RECORD.fetchrow(session, {"account_id": principal.account_id, "key": key})
+    record = await records.find(session, account_id=principal.account_id, key=key)
     if record is not None:
         if record["fingerprint"] != request_fingerprint:
             raise Unprocessable(
@@ -99,9 +84,8 @@ async def run(
     body = result.model_dump(mode="json", by_alias=True)
     extra = headers(result) if headers else {}
     now = utcnow()
-    defer(
+    records.record(
         session,
-        _INSERT_RECORD,
         {
             "account_id": principal.account_id,
             "key": key,
@@ -114,3 +98,26 @@ async def run(
         },
     )
     return JSONResponse(body, status_code=status_code, headers=extra)
+
+
+async def created(
+    *,
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    produce: Callable[[], Awaitable[BaseModel]],
+    location: Callable[[Any], str],
+    fingerprint_extra: bytes | None = None,
+) -> JSONResponse:
+    """A creating call: 201 with the new resource's Location, once per Idempotency-Key."""
+    return await run(
+        request=request,
+        session=session,
+        principal=principal,
+        key=key,
+        status_code=201,
+        produce=produce,
+        headers=lambda result: {"Location": location(result)},
+        fingerprint_extra=fingerprint_extra,
+    )

@@ -1,0 +1,1 @@
+"""Demonstration and synthetic data: development tools, never used by the service itself."""

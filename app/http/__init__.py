@@ -1,0 +1,1 @@
+"""HTTP glue: dependencies, middleware, error handlers, problem documents, idempotency, auditing, pagination."""

@@ -1,0 +1,1 @@
+"""Infrastructure: configuration, database engine, storage, keys, clock, spool, logs, network."""

@@ -1,0 +1,1 @@
+"""Repositories: the only code that runs SQL; each domain's scope rule lives in its module."""

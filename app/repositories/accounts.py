@@ -1,0 +1,82 @@
+"""Accounts in the database: the scope rule for account administration, and the per-request lookup of the caller's
+account (prepared: every authenticated request runs it)."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, bindparam, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.account import Account
+from app.models.organization import Organization
+from app.repositories.prepared import Prepared
+
+_CALLER = Prepared(
+    select(
+        Account.login,
+        Account.kind,
+        Account.org_code,
+        Account.roles,
+        Account.tokens_valid_after,
+        Organization.kind.label("org_kind"),
+    )
+    .join(Organization, Organization.code == Account.org_code)
+    .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRow:
+    """What a request needs of its caller's enabled account."""
+
+    login: str
+    kind: str
+    org_code: str
+    roles: list[str]
+    tokens_valid_after: datetime | None
+    org_kind: str
+
+
+async def enabled_caller(session: AsyncSession, account_id: uuid.UUID) -> CallerRow | None:
+    """The enabled account `account_id` and its committee's kind."""
+    row = await _CALLER.fetchrow(session, {"account_id": account_id})
+    return CallerRow(**row) if row is not None else None
+
+
+def readable(*, khoi: bool, org: str) -> ColumnElement[bool]:
+    """The scope rule for accounts, and the only one: the Khối's admins see every committee's accounts, a district
+    admin its own committee's."""
+    return true() if khoi else Account.org_code == org
+
+
+class LoginTaken(Exception):
+    """Another account already has this login."""
+
+
+async def add(session: AsyncSession, account: Account) -> None:
+    """Store a new account; LoginTaken when its login exists (the transaction goes on)."""
+    session.add(account)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise LoginTaken from None
+
+
+async def page(
+    session: AsyncSession, *, khoi: bool, org: str, org_code: str | None, after: str | None, limit: int
+) -> list[Account]:
+    """Accounts in scope, by login, after `after`."""
+    stmt = select(Account).where(readable(khoi=khoi, org=org)).order_by(Account.login).limit(limit)
+    if org_code:
+        stmt = stmt.where(Account.org_code == org_code)
+    if after:
+        stmt = stmt.where(Account.login > after)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_visible(session: AsyncSession, *, khoi: bool, org: str, account_id: uuid.UUID) -> Account | None:
+    stmt = select(Account).where(Account.id == account_id, readable(khoi=khoi, org=org))
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -1,0 +1,226 @@
+"""Feedback rounds in the database: rounds, their items, the batched writes of a round's requests, progress
+counts, overdue requests, and the locks that keep one writer per round and per year."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.infra.db import db
+from app.models.base import utcnow
+from app.models.feedback import FeedbackRound, FeedbackRoundItem
+from app.models.member import Member
+from app.models.notice import Notice, NoticeStatus
+from app.models.subscription import Delivery
+
+_running: set[uuid.UUID] = set()
+_years: dict[int, asyncio.Lock] = {}
+YEAR_LOCK_SPACE = 0x4D58  # advisory-lock namespace of "one round of a year writes at a time"
+
+
+async def find(session: AsyncSession, *, year: int, scope_key: str) -> FeedbackRound | None:
+    stmt = select(FeedbackRound).where(FeedbackRound.year == year, FeedbackRound.scope_key == scope_key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, round_id: uuid.UUID) -> FeedbackRound | None:
+    return await session.get(FeedbackRound, round_id)
+
+
+async def add(session: AsyncSession, rnd: FeedbackRound) -> None:
+    session.add(rnd)
+    await session.flush()
+
+
+async def set_status(session: AsyncSession, round_id: uuid.UUID, *, status: str, error: str | None) -> None:
+    """A round's end: completed (with its time) or failed (with the error's name)."""
+    values: dict[str, Any] = {"status": status, "error": error, "updated_at": utcnow()}
+    if status == "completed":
+        values["completed_at"] = values["updated_at"]
+    await session.execute(update(FeedbackRound).where(FeedbackRound.id == round_id).values(**values))
+
+
+@asynccontextmanager
+async def exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
+    """One runner per round, and one writing round per year (so two rounds of a year never ask a member twice):
+    in this process, and across processes on PostgreSQL (advisory locks; the year's is waited for)."""
+    if round_id in _running:
+        yield False
+        return
+    _running.add(round_id)
+    try:
+        async with _years.setdefault(year, asyncio.Lock()):
+            if db.engine.dialect.name != "postgresql":
+                yield True
+                return
+            lock = int.from_bytes(round_id.bytes[:8], "big", signed=True)
+            async with db.engine.connect() as conn:
+                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock})).scalar()
+                if got:
+                    await conn.execute(
+                        text("SELECT pg_advisory_lock(:ns, :year)"), {"ns": YEAR_LOCK_SPACE, "year": year}
+                    )
+                await conn.commit()
+                try:
+                    yield bool(got)
+                finally:
+                    if got:
+                        await conn.execute(
+                            text("SELECT pg_advisory_unlock(:ns, :year), pg_advisory_unlock(:k)"),
+                            {"ns": YEAR_LOCK_SPACE, "year": year, "k": lock},
+                        )
+                        await conn.commit()
+    finally:
+        _running.discard(round_id)
+
+
+async def next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str], set[str]]:
+    """The next members by card number, which of them the round already has, and which another round of the same
+    year already asked."""
+    async with db.sessions() as session:
+        stmt = (
+            select(
+                Member.party_card_no,
+                Member.residence_org,
+                Member.residence_status,
+                Member.exemption_category,
+                Member.workplace_unit_code,
+            )
+            .where(Member.party_card_no > cursor)
+            .order_by(Member.party_card_no)
+            .limit(batch)
+        )
+        if rnd.scope:
+            stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
+        members = [tuple(m) for m in (await session.execute(stmt)).all()]
+        done: set[str] = set()
+        asked: set[str] = set()
+        if members:  # a range of the primary key, not a long IN list
+            in_range = (FeedbackRoundItem.member_card_no > cursor) & (
+                FeedbackRoundItem.member_card_no <= members[-1][0]
+            )
+            done = set(
+                (
+                    await session.execute(
+                        select(FeedbackRoundItem.member_card_no).where(FeedbackRoundItem.round_id == rnd.id, in_range)
+                    )
+                ).scalars()
+            )
+            asked = set(
+                (
+                    await session.execute(
+                        select(FeedbackRoundItem.member_card_no)
+                        .join(FeedbackRound, FeedbackRound.id == FeedbackRoundItem.round_id)
+                        .where(
+                            FeedbackRound.year == rnd.year,
+                            FeedbackRound.id != rnd.id,
+                            FeedbackRoundItem.status == "requested",
+                            in_range,
+                        )
+                    )
+                ).scalars()
+            )
+        await session.rollback()
+    return members, done, asked
+
+
+async def bulk_insert(session: AsyncSession, table: Any, packed: tuple[list[str], list[tuple]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (several times faster than INSERT), executemany elsewhere."""
+    columns, records = packed
+    if not records:
+        return
+    if session.bind.dialect.name != "postgresql":
+        await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+        return
+    raw = await (await session.connection()).get_raw_connection()
+    # Same connection, same transaction as the session; absent columns (seq, position) take their defaults.
+    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
+
+
+async def write_batch(session: AsyncSession, round_id: uuid.UUID, rows: dict[str, Any], *, items: int) -> None:
+    """One batch of a round: its notices, deliveries and items, and the round's counts."""
+    await bulk_insert(session, Notice.__table__, rows["notices"])
+    await bulk_insert(session, Delivery.__table__, rows["deliveries"])
+    await bulk_insert(session, FeedbackRoundItem.__table__, rows["items"])
+    requested = len(rows["notices"][1])
+    await session.execute(
+        update(FeedbackRound)
+        .where(FeedbackRound.id == round_id)
+        .values(
+            processed=FeedbackRound.processed + items,
+            requested=FeedbackRound.requested + requested,
+            skipped=FeedbackRound.skipped + items - requested,
+            updated_at=utcnow(),
+        )
+    )
+
+
+Counts = dict[str, int]
+
+
+async def progress(
+    session: AsyncSession, round_id: uuid.UUID, *, district: str | None, today: date
+) -> tuple[list[tuple[str, Counts]], list[tuple[str, Counts]], list[tuple[str, int]]]:
+    """Counts per district and per unit, and skipped items per reason; `district`: only that district's part."""
+    mine = FeedbackRoundItem.round_id == round_id
+    if district is not None:
+        mine = mine & (FeedbackRoundItem.district == district)
+    late = (Notice.due_date < today) & (Notice.status != NoticeStatus.answered.value)
+    measures = (
+        func.sum(case((FeedbackRoundItem.status == "requested", 1), else_=0)),
+        func.sum(case((Notice.status == NoticeStatus.answered.value, 1), else_=0)),
+        func.sum(case((late, 1), else_=0)),
+        func.sum(case((FeedbackRoundItem.status == "skipped", 1), else_=0)),
+    )
+
+    async def grouped(column) -> list:
+        stmt = (
+            select(column, *measures)
+            .select_from(FeedbackRoundItem)
+            .join(Notice, Notice.id == FeedbackRoundItem.notice_id, isouter=True)
+            .where(mine)
+            .group_by(column)
+            .order_by(column)
+        )
+        return (await session.execute(stmt)).all()
+
+    def counts(row) -> dict:
+        return {"requested": row[1] or 0, "answered": row[2] or 0, "overdue": row[3] or 0, "skipped": row[4] or 0}
+
+    reasons = (
+        await session.execute(
+            select(FeedbackRoundItem.skip_reason, func.count())
+            .where(mine, FeedbackRoundItem.status == "skipped")
+            .group_by(FeedbackRoundItem.skip_reason)
+            .order_by(FeedbackRoundItem.skip_reason)
+        )
+    ).all()
+    by_district = [(r[0], counts(r)) for r in await grouped(FeedbackRoundItem.district)]
+    by_unit = [(r[0], counts(r)) for r in await grouped(FeedbackRoundItem.unit_code)]
+    return by_district, by_unit, [(r, c) for r, c in reasons]
+
+
+async def overdue_requests(
+    session: AsyncSession, *, round_id: uuid.UUID | None, today: date, since: datetime, limit: int
+) -> list[tuple[FeedbackRoundItem, Notice]]:
+    """Requested items whose notice is overdue and unanswered, not reminded since `since`; locked (others skip)."""
+    stmt = (
+        select(FeedbackRoundItem, Notice)
+        .join(Notice, Notice.id == FeedbackRoundItem.notice_id)
+        .where(
+            FeedbackRoundItem.status == "requested",
+            Notice.status != NoticeStatus.answered.value,
+            Notice.due_date < today,
+            (FeedbackRoundItem.reminded_at.is_(None)) | (FeedbackRoundItem.reminded_at < since),
+        )
+        .limit(limit)
+        .with_for_update(of=FeedbackRoundItem, skip_locked=True)
+    )
+    if round_id is not None:
+        stmt = stmt.where(FeedbackRoundItem.round_id == round_id)
+    return [(item, notice) for item, notice in (await session.execute(stmt)).all()]
