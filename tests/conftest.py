@@ -48,7 +48,7 @@ os.environ.update(
 )
 
 import httpx  # noqa: E402
-from sqlalchemy import MetaData, Table, delete, insert, select, text, update  # noqa: E402
+from sqlalchemy import MetaData, Table, delete, event, insert, select, text, update  # noqa: E402
 
 from alembic import command  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
@@ -152,6 +152,39 @@ async def clean_state(database) -> AsyncIterator[None]:
         await _baseline.restore(session)
         await session.commit()
         await keystore.load(session)
+
+
+class DatabaseOutage:
+    """The database goes away: new connections are refused and the pooled ones are gone. `end()` brings it back;
+    nothing else is done for the service, which must find its way back by itself (same engine, same pool)."""
+
+    def __init__(self) -> None:
+        self.engine = db.engine
+        self.active = False
+
+    @staticmethod
+    def _refuse(*_args) -> None:
+        raise ConnectionRefusedError(111, "Connection refused (the test's database outage)")
+
+    async def begin(self) -> None:
+        event.listen(self.engine.sync_engine, "do_connect", self._refuse)
+        self.active = True
+        await self.engine.dispose()  # the connections the pool held died with the server
+
+    def end(self) -> None:
+        if self.active:
+            event.remove(self.engine.sync_engine, "do_connect", self._refuse)
+            self.active = False
+
+
+@pytest.fixture
+async def database_outage() -> AsyncIterator[DatabaseOutage]:
+    """`await database_outage.begin()` ... `database_outage.end()`; ended after the test in any case."""
+    outage = DatabaseOutage()
+    try:
+        yield outage
+    finally:
+        outage.end()
 
 
 @pytest.fixture
