@@ -48,6 +48,7 @@ async def test_the_database_gone_mid_load_is_503_with_retry_after_and_recovers_w
     assert len(out) == 2, "nothing was half-written while the database was away"
 
 
+@pytest.mark.slow
 async def test_sigkill_while_32_clients_push_loses_nothing_acknowledged_and_retries_never_duplicate(party):
     khoi = await party("khoi_clerk")
     cards = [await add_member(khoi, "ba-dinh") for _ in range(4)]
