@@ -48,7 +48,7 @@ os.environ.update(
 )
 
 import httpx  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import MetaData, Table, delete, event, insert, select, text, update  # noqa: E402
 
 from alembic import command  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
@@ -62,26 +62,55 @@ from tests.helpers import ACCOUNTS, Party  # noqa: E402
 
 IS_POSTGRES = _pg_dbname is not None
 
-# Tables emptied after every test (children first); the registry, keys and base accounts stay.
-_EPHEMERAL_TABLES = [
-    "audit_verifications",
-    "audit_checkpoints",
-    "audit_chain",
-    "audit_entries",
-    "audit_spool_replays",
-    "idempotency_keys",
-    "feedback_round_items",
-    "feedback_rounds",
-    "delivery_attempts",
-    "deliveries",
-    "subscriptions",
-    "notice_documents",
-    "notices",
-    "documents",
-    "supplier_keys",
-    "members",
-    "login_throttle",
-]
+# What every test starts from: the registry, the signing keys and the base accounts, as they were after the
+# session's setup. Every other table of the database (its own list, so a new table is never forgotten) is emptied
+# after each test; rows a test added to these are deleted and rows it changed are put back.
+_KEPT_TABLES = ("organizations", "signing_keys", "accounts")
+_NEVER_TOUCHED = ("alembic_version",)
+
+
+class _Baseline:
+    """The database's tables (children first) and the kept tables' rows as the session's setup left them."""
+
+    def __init__(self) -> None:
+        self.tables: list[Table] = []
+        self.rows: dict[str, dict[tuple, dict]] = {}
+
+    async def capture(self, session) -> None:
+        meta = MetaData()
+        await session.run_sync(lambda s: meta.reflect(bind=s.connection()))
+        self.tables = [t for t in reversed(meta.sorted_tables) if t.name not in _NEVER_TOUCHED]
+        assert {t.name for t in self.tables} >= set(_KEPT_TABLES)
+        self.rows = {name: await self._rows(session, name) for name in _KEPT_TABLES}
+
+    def table(self, name: str) -> Table:
+        return next(t for t in self.tables if t.name == name)
+
+    async def _rows(self, session, name: str) -> dict[tuple, dict]:
+        table = self.table(name)
+        pk = [c.name for c in table.primary_key.columns]
+        return {tuple(r[c] for c in pk): dict(r) for r in (await session.execute(select(table))).mappings()}
+
+    async def restore(self, session) -> None:
+        for table in self.tables:
+            if table.name not in _KEPT_TABLES:
+                await session.execute(delete(table))
+        for name in reversed(_KEPT_TABLES):  # children first
+            table, kept = self.table(name), self.rows[name]
+            pk = [table.c[c.name] for c in table.primary_key.columns]
+            now = await self._rows(session, name)
+            for key, row in now.items():
+                where = [col == value for col, value in zip(pk, key, strict=True)]
+                if key not in kept:
+                    await session.execute(delete(table).where(*where))
+                elif row != kept[key]:
+                    await session.execute(update(table).where(*where).values(kept[key]))
+            missing = [row for key, row in kept.items() if key not in now]
+            if missing:
+                await session.execute(insert(table), missing)
+
+
+_baseline = _Baseline()
 
 
 def pytest_report_header(config) -> str:
@@ -100,6 +129,7 @@ async def database() -> AsyncIterator[None]:
         await ensure_test_accounts(session)
         await session.commit()
         await keystore.load(session)
+        await _baseline.capture(session)
     yield
     await db.engine.dispose()
     if IS_POSTGRES:
@@ -119,13 +149,42 @@ async def clean_state(database) -> AsyncIterator[None]:
     async with db.sessions() as session:
         if IS_POSTGRES:  # the audit tables' append-only triggers do not fire for replication sessions
             await session.execute(text("SET LOCAL session_replication_role = replica"))
-        for table in _EPHEMERAL_TABLES:
-            await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
-        logins = ", ".join(f"'{a.login}'" for a in ACCOUNTS.values())
-        await session.execute(text(f"DELETE FROM accounts WHERE login NOT IN ({logins})"))  # noqa: S608
-        await session.execute(text("UPDATE accounts SET disabled_at = NULL, tokens_valid_after = NULL"))
+        await _baseline.restore(session)
         await session.commit()
         await keystore.load(session)
+
+
+class DatabaseOutage:
+    """The database goes away: new connections are refused and the pooled ones are gone. `end()` brings it back;
+    nothing else is done for the service, which must find its way back by itself (same engine, same pool)."""
+
+    def __init__(self) -> None:
+        self.engine = db.engine
+        self.active = False
+
+    @staticmethod
+    def _refuse(*_args) -> None:
+        raise ConnectionRefusedError(111, "Connection refused (the test's database outage)")
+
+    async def begin(self) -> None:
+        event.listen(self.engine.sync_engine, "do_connect", self._refuse)
+        self.active = True
+        await self.engine.dispose()  # the connections the pool held died with the server
+
+    def end(self) -> None:
+        if self.active:
+            event.remove(self.engine.sync_engine, "do_connect", self._refuse)
+            self.active = False
+
+
+@pytest.fixture
+async def database_outage() -> AsyncIterator[DatabaseOutage]:
+    """`await database_outage.begin()` ... `database_outage.end()`; ended after the test in any case."""
+    outage = DatabaseOutage()
+    try:
+        yield outage
+    finally:
+        outage.end()
 
 
 @pytest.fixture

@@ -248,6 +248,7 @@ async def _each_has_one_entry(request_ids: list[str], seconds: float = 30) -> di
     return {i: found.get(i, 0) for i in request_ids} if found else {}
 
 
+@pytest.mark.slow
 async def test_requests_answered_while_the_database_is_down_each_keep_one_audit_entry(party):
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")
@@ -272,6 +273,7 @@ async def test_requests_answered_while_the_database_is_down_each_keep_one_audit_
     assert report["spool"]["pending"] == 0 and report["spool"]["corrupt"] == []
 
 
+@pytest.mark.slow
 async def test_entries_spooled_by_a_killed_process_are_replayed_by_the_next_start(party):
     khoi = await party("khoi_clerk")
     card = await add_member(khoi, "ba-dinh")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.live import ROOT, ready, stop
@@ -73,6 +74,7 @@ def test_compose_keeps_the_data_runs_as_the_app_role_and_checks_readiness():
     assert "/deploy/postgres-roles.sql" in init and os.access(ROOT / "deploy" / "docker-initdb.sh", os.X_OK)
 
 
+@pytest.mark.slow
 async def test_the_image_start_up_serves_and_passes_its_health_check(tmp_path):
     workdir, site, data = tmp_path / "srv", tmp_path / "site", tmp_path / "data"
     workdir.mkdir()

@@ -1,19 +1,33 @@
 """The annual residence-comment round and reconciliation between the two sides."""
 
+import asyncio
 import csv
 import io
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from sqlalchemy import text, update
 
 from app.infra.clock import today
 from app.infra.db import db
+from app.main import app
 from app.models.feedback import FeedbackRoundItem
 from app.models.notice import Notice
 from tests.exchange import add_member, feedback_given, introduction, iso, member_body, pull_all, push, violation
 from tests.helpers import assert_problem
+from tests.transport import ResponseFirstTransport
 
 ROUNDS = "/api/v1/feedback-rounds"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """Responses arrive before the round's background batches have run, as from a real server."""
+    async with httpx.AsyncClient(transport=ResponseFirstTransport(app), base_url="http://testserver") as c:
+        yield c
 
 
 async def _population(khoi) -> dict[str, list[str]]:
@@ -42,6 +56,27 @@ async def _population(khoi) -> dict[str, list[str]]:
     return cards
 
 
+async def _finished(caller, round_id: str, timeout: float = 60) -> dict:
+    """The round's progress once its background batches are done (bounded wait, polling the progress API)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await caller.get(f"{ROUNDS}/{round_id}")
+        assert r.status_code == 200, r.text
+        progress = r.json()
+        if progress["status"] != "running":
+            assert progress["status"] == "completed", progress
+            return progress
+        assert time.monotonic() < deadline, f"the round did not finish within {timeout} s: {progress}"
+        await asyncio.sleep(0.05)
+
+
+async def _start(khoi, body: dict, status: int = 201) -> dict:
+    """Open (or open again) a round and wait until it has done its work; its progress."""
+    r = await khoi.post(ROUNDS, json=body)
+    assert r.status_code == status, r.text
+    return await _finished(khoi, r.json()["id"])
+
+
 def _by(items, key):
     return {row[key]: {k: row[k] for k in ("requested", "answered", "overdue", "skipped")} for row in items}
 
@@ -50,11 +85,8 @@ async def test_a_round_requests_comments_for_eligible_members_and_lists_the_skip
     khoi = await party("khoi_clerk")
     cards = await _population(khoi)
     deadline = iso(today() + timedelta(days=20))
-    r = await khoi.post(ROUNDS, json={"year": 2026, "deadline": deadline})
-    assert r.status_code == 201, r.text
-    round_id = r.json()["id"]
-    progress = (await khoi.get(f"{ROUNDS}/{round_id}")).json()
-    assert progress["status"] == "completed" and progress["processed"] == 9
+    progress = await _start(khoi, {"year": 2026, "deadline": deadline})
+    assert progress["processed"] == 9
     assert progress["totals"] == {"requested": 5, "answered": 0, "overdue": 0, "skipped": 4}
     assert _by(progress["by_district"], "district") == {
         "ba-dinh": {"requested": 3, "answered": 0, "overdue": 0, "skipped": 2},
@@ -83,13 +115,12 @@ async def test_running_the_round_again_creates_only_what_is_missing(party):
     khoi = await party("khoi_clerk")
     await _population(khoi)
     body = {"year": 2026, "deadline": iso(today() + timedelta(days=20))}
-    first = (await khoi.post(ROUNDS, json=body)).json()
-    again = await khoi.post(ROUNDS, json=body)
-    assert again.status_code == 200 and again.json()["id"] == first["id"]
-    assert again.json()["totals"]["requested"] == 5
+    first = await _start(khoi, body)
+    again = await _start(khoi, body, status=200)
+    assert again["id"] == first["id"] and again["totals"]["requested"] == 5
     await add_member(khoi, "dong-da", residence_status="accepted", residence_cell="Chi bộ 3")
-    assert (await khoi.post(ROUNDS, json=body)).status_code == 200
-    third = (await khoi.get(f"{ROUNDS}/{first['id']}")).json()  # the POST answers before its batches run
+    third = await _start(khoi, body, status=200)
+    assert third["id"] == first["id"]
     assert third["totals"]["requested"] == 6 and third["processed"] == 10
     out, _ = await pull_all(khoi, box="outbox", kind="feedback.requested")
     assert len(out) == 6, "no member asked twice"
@@ -98,10 +129,9 @@ async def test_running_the_round_again_creates_only_what_is_missing(party):
 async def test_a_round_can_be_limited_to_some_units(party):
     khoi = await party("khoi_clerk")
     await _population(khoi)
-    r = await khoi.post(
-        ROUNDS, json={"year": 2026, "deadline": iso(today() + timedelta(days=20)), "units": ["so-tai-chinh"]}
+    progress = await _start(
+        khoi, {"year": 2026, "deadline": iso(today() + timedelta(days=20)), "units": ["so-tai-chinh"]}
     )
-    progress = (await khoi.get(f"{ROUNDS}/{r.json()['id']}")).json()
     assert progress["units"] == ["so-tai-chinh"]
     assert progress["totals"] == {"requested": 1, "answered": 0, "overdue": 0, "skipped": 2}
 
@@ -109,9 +139,7 @@ async def test_a_round_can_be_limited_to_some_units(party):
 async def test_progress_counts_answers_and_overdue_and_a_district_sees_only_its_part(party):
     khoi = await party("khoi_clerk")
     await _population(khoi)
-    round_id = (await khoi.post(ROUNDS, json={"year": 2026, "deadline": iso(today() + timedelta(days=20))})).json()[
-        "id"
-    ]
+    round_id = (await _start(khoi, {"year": 2026, "deadline": iso(today() + timedelta(days=20))}))["id"]
     ba_dinh = await party("ba_dinh_system")
     requests, _ = await pull_all(ba_dinh, kind="feedback.requested")
     r = await ba_dinh.post(f"/api/v1/notices/{requests[0]['id']}/replies", json=feedback_given())
@@ -135,9 +163,7 @@ async def test_progress_counts_answers_and_overdue_and_a_district_sees_only_its_
 async def test_overdue_requests_get_one_reminder_per_interval_never_a_flood(party):
     khoi = await party("khoi_clerk")
     await _population(khoi)
-    round_id = (await khoi.post(ROUNDS, json={"year": 2026, "deadline": iso(today() + timedelta(days=20))})).json()[
-        "id"
-    ]
+    round_id = (await _start(khoi, {"year": 2026, "deadline": iso(today() + timedelta(days=20))}))["id"]
     assert (await khoi.post(f"{ROUNDS}/{round_id}/reminders")).json() == {"sent": 0}, "nothing is overdue yet"
     async with db.sessions() as s:
         await s.execute(
@@ -229,17 +255,15 @@ async def test_a_later_round_of_the_same_year_asks_only_members_not_yet_asked(pa
     first_batch = [await add_member(khoi, "ba-dinh", workplace_unit_code="dv-01", **accepted) for _ in range(3)]
     other = await add_member(khoi, "cau-giay", workplace_unit_code="dv-02", **accepted)
     deadline = iso(today() + timedelta(days=20))
-    everyone = (await khoi.post(ROUNDS, json={"year": 2026, "deadline": deadline})).json()
-    assert (await khoi.get(f"{ROUNDS}/{everyone['id']}")).json()["totals"]["requested"] == 4
+    everyone = await _start(khoi, {"year": 2026, "deadline": deadline})
+    assert everyone["totals"]["requested"] == 4
     late = await add_member(khoi, "ba-dinh", workplace_unit_code="dv-01", **accepted)
-    r = await khoi.post(ROUNDS, json={"year": 2026, "deadline": deadline, "units": ["dv-01"]})
-    assert r.status_code == 201, r.text
-    progress = (await khoi.get(f"{ROUNDS}/{r.json()['id']}")).json()
+    progress = await _start(khoi, {"year": 2026, "deadline": deadline, "units": ["dv-01"]})
     assert progress["totals"] == {"requested": 1, "answered": 0, "overdue": 0, "skipped": 3}
     assert {s["reason"]: s["count"] for s in progress["skipped_reasons"]} == {"already_requested": 3}
     out, _ = await pull_all(khoi, box="outbox", kind="feedback.requested")
     asked = sorted(n["member_card_no"] for n in out)
     assert asked == sorted([*first_batch, other, late]), "one comment request per member and year"
     # Another year is another matter.
-    next_year = (await khoi.post(ROUNDS, json={"year": 2027, "deadline": deadline, "units": ["dv-01"]})).json()
-    assert (await khoi.get(f"{ROUNDS}/{next_year['id']}")).json()["totals"]["requested"] == 4
+    next_year = await _start(khoi, {"year": 2027, "deadline": deadline, "units": ["dv-01"]})
+    assert next_year["totals"]["requested"] == 4

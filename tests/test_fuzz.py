@@ -21,7 +21,7 @@ from tests.live import login_form, ready_sync, serve, stop
 EXAMPLES = os.environ.get("MX_FUZZ_EXAMPLES", "3")
 CALLERS = ("khoi_clerk", "ba_dinh_system", "cau_giay_system")
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -172,6 +172,7 @@ async def test_metrics_need_the_token_when_one_is_set_and_are_absent_in_producti
     assert "/metrics" not in (await client.get("/openapi.json")).json()["paths"]
 
 
+@pytest.mark.slow
 async def test_two_workers_report_one_view(party):
     """Requests spread over two uvicorn workers; whichever worker answers a scrape reports the sum, and the
     counts of a worker that was killed stay counted."""

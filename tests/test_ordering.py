@@ -163,6 +163,7 @@ async def _until(pred, timeout: float = 10.0):
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_restore_into_a_fresh_cluster_keeps_the_order_and_the_audit_chain(cluster, tmp_path):
     first = cluster(next_xid=8 * 2**20)  # the first transaction id of a commit-log segment
     url = first.url("mx")
@@ -215,6 +216,7 @@ async def test_restore_into_a_fresh_cluster_keeps_the_order_and_the_audit_chain(
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+@pytest.mark.slow
 async def test_a_write_transaction_open_in_another_database_does_not_hold_back_pulls(cluster, tmp_path):
     c = cluster()
     url = c.url("mx")
@@ -244,6 +246,7 @@ async def test_a_write_transaction_open_in_another_database_does_not_hold_back_p
         stop(proc)
 
 
+@pytest.mark.slow
 async def test_two_service_processes_pushing_at_once_each_notice_is_pulled_exactly_once_in_a_stable_order(
     cluster, tmp_path
 ):

@@ -93,6 +93,7 @@ async def _open(page, method: str, path: str):
     return operation
 
 
+@pytest.mark.slow
 async def test_a_staff_member_works_in_vietnamese_swagger_ui(party, live, page):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     khoi = await party("khoi_clerk")
