@@ -376,6 +376,7 @@ async def _pull_lag(
 
     lags: list[float] = []
     pulls_needed: list[int] = []
+    failed: list = []
     auth = {"Authorization": f"Bearer {token}"}
     body = {
         "kind": "violation.reported",
@@ -388,19 +389,23 @@ async def _pull_lag(
         cursor = None
         while time.monotonic() < end:
             key = {"Idempotency-Key": secrets.token_hex(8)}
-            r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
-            if r.status_code != 201:
-                continue
-            answered, wanted = time.monotonic(), r.json()["id"]
-            for attempt in range(1, 2001):
-                params = {**pull, **({"cursor": cursor} if cursor else {})}
-                page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
-                cursor = page["next_cursor"] or cursor
-                if any(n["id"] == wanted for n in page["items"]):
-                    lags.append((time.monotonic() - answered) * 1000)
-                    pulls_needed.append(attempt)
-                    break
-                await asyncio.sleep(pause)
+            try:
+                r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
+                if r.status_code != 201:
+                    failed.append(r.status_code)
+                    continue
+                answered, wanted = time.monotonic(), r.json()["id"]
+                for attempt in range(1, 2001):
+                    params = {**pull, **({"cursor": cursor} if cursor else {})}
+                    page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
+                    cursor = page["next_cursor"] or cursor
+                    if any(n["id"] == wanted for n in page["items"]):
+                        lags.append((time.monotonic() - answered) * 1000)
+                        pulls_needed.append(attempt)
+                        break
+                    await asyncio.sleep(pause)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:  # counted, not fatal: the run goes on
+                failed.append(type(exc).__name__)
             await asyncio.sleep(0.02)
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -409,6 +414,7 @@ async def _pull_lag(
         await asyncio.gather(*(probe(client, end) for _ in range(probes)))
     return {
         "samples": len(lags),
+        "failed": len(failed),
         "p50_ms": round(percentile(lags, 50), 1) if lags else None,
         "p99_ms": round(percentile(lags, 99), 1) if lags else None,
         "first_pull": round(sum(1 for n in pulls_needed if n == 1) / len(pulls_needed), 2) if pulls_needed else None,
