@@ -173,9 +173,8 @@ async def _probe(base: str, token: str, read_path: str, stop: asyncio.Event, rat
         due = time.monotonic()
         k = 0
         while not stop.is_set():
-            pause = due - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
+            # Always yield: behind schedule, a loop that never awaited would starve everything else, `stop` too.
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             task = asyncio.create_task(one("healthz" if k % 2 == 0 else "read", due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
