@@ -66,7 +66,7 @@ class _WriterQueue:
             self._cond.notify_all()
 
 
-_WRITERS = _WriterQueue()  # one per process: every SQLite engine of the process writes the same file
+_WRITERS: dict[str, _WriterQueue] = {}  # one queue per database file in this process
 
 
 class _QueuedCursor(sqlite3.Cursor):
@@ -83,11 +83,13 @@ class _QueuedCursor(sqlite3.Cursor):
 
 
 class _QueuedConnection(sqlite3.Connection):
-    """A connection whose BEGIN IMMEDIATE first waits for its turn in this process's writer queue (until the
-    deadline: then "database is locked", as SQLite says when its own wait runs out); COMMIT, ROLLBACK or closing
-    ends the turn. Only the turn-holders of each process then meet at SQLite's lock (one per uvicorn worker)."""
+    """A connection whose BEGIN IMMEDIATE first waits for its turn in this process's writer queue, then for SQLite's
+    lock, both within one deadline (then "database is locked", as SQLite says when its own wait runs out); COMMIT,
+    ROLLBACK or closing ends the turn. Only the turn-holders of each process then meet at SQLite's lock (one per
+    uvicorn worker)."""
 
     wait_seconds = 30.0
+    writers = _WriterQueue()
     _turn = False
 
     def cursor(self, factory=_QueuedCursor):
@@ -96,14 +98,21 @@ class _QueuedConnection(sqlite3.Connection):
     def take_turn(self) -> None:
         if self._turn:
             return
-        if not _WRITERS.acquire(self.wait_seconds):
+        deadline = time.monotonic() + self.wait_seconds
+        if not self.writers.acquire(self.wait_seconds):
             raise sqlite3.OperationalError("database is locked")
         self._turn = True
+        # One deadline for both waits: SQLite's own wait (for a writer of another process) gets what is left.
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            self.end_turn()
+            raise sqlite3.OperationalError("database is locked")
+        super().execute(f"PRAGMA busy_timeout={left_ms}")
 
     def end_turn(self) -> None:
         if self._turn:
             self._turn = False
-            _WRITERS.release()
+            self.writers.release()
 
     def commit(self) -> None:
         try:
@@ -194,8 +203,11 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
 
 
 def _queued(cfg: Settings) -> type[_QueuedConnection]:
-    """The connection class with this configuration's deadline for a writer's turn."""
-    return type("QueuedConnection", (_QueuedConnection,), {"wait_seconds": cfg.db_command_timeout_seconds or 30})
+    """The connection class for this configuration's database file: its writer queue, its deadline for a turn."""
+    url = cfg.resolved_database_url
+    writers = _WRITERS.setdefault(url.split(":///", 1)[-1], _WriterQueue())
+    wait = cfg.db_command_timeout_seconds or 30
+    return type("QueuedConnection", (_QueuedConnection,), {"wait_seconds": wait, "writers": writers})
 
 
 def _timed_out(exc: BaseException | None) -> bool:
