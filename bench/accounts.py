@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 
 async def create_clients() -> list[dict]:
-    from app.db import db
-    from app.models.account import AccountCreate, AccountKind, Role
+    from app.infra.db import db
+    from app.models.account import AccountKind, Role
     from app.models.organization import Organization
+    from app.schemas.account import AccountCreate
     from app.services.accounts import create_account
 
     out = []
