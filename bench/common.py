@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: a fresh database, the service under test, accounts, tokens."""
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -23,7 +24,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Benchmarks of several checkouts may share one server: each checkout's databases get their own suffix, so that
+# one run never drops the database another is measuring.
+_SUFFIX = hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]
+
+
 async def fresh_pg_database(name: str) -> str:
+    """An empty database named `name`_<this checkout's suffix>; an earlier one of that name is dropped."""
+    name = f"{name}_{_SUFFIX}"
     conn = await asyncpg.connect(PG_ADMIN)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,10 +2,13 @@
 
     python -m bench.run                      # PostgreSQL and SQLite, 10 s per scenario, 64 connections
     python -m bench.run --db postgresql --duration 20 --scale    # also 10,000 vs 1,000,000 stored notices
+    python -m bench.run --verify-audit 1000000                   # also verify-audit over 1,000,000 entries
 
 For each database it starts the service with production settings (2 uvicorn workers, access log off), loads
 9,000 members and 200,000 notices, and drives it with wrk (Lua scripts in bench/lua) from a separate process on
-loopback: a bare /healthz (the ceiling), then push, pull 50, acknowledge, read one, upload 200 KB. It reports
+loopback: a bare /healthz (the ceiling), then the 31 committees' systems at a fixed rate (5 req/s each, open loop:
+bench/fixed_rate.py) with the pull lag under that load, then push, pull 50, acknowledge, read one, upload 200 KB
+at saturation (64 connections). It reports
 requests per second, p50 and p99 latency, the ratio to the ceiling and the peak memory of each worker, and writes
 bench/results/bench.json and bench/results/bench.md.
 """
@@ -19,12 +22,15 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
 import asyncpg
 
+from bench import audit_volume, fixed_rate
 from bench.common import (
     RESULTS,
     ROOT,
@@ -42,7 +48,9 @@ from bench.load import load_notices, load_notices_sqlite
 from tests import files
 
 LUA = ROOT / "bench" / "lua"
-TARGETS = {"push": 0.15, "pull": 0.10, "ack": 0.15}
+TARGETS = {"push": 0.08, "pull": 0.10, "ack": 0.15}
+SQLITE_TARGETS = {"push": 0.04}
+FIXED_P99 = {"postgresql": 50, "sqlite": 100}
 
 
 def _wrk(url: str, script: str, data_file: Path, duration: int, connections: int) -> dict:
@@ -170,6 +178,14 @@ async def _prepare(env: dict, url: str, sqlite_path: str | None, members: int, n
     return (district, officer, *await _district_data(url, sqlite_path))
 
 
+def _party_clients(env: dict) -> list[dict]:
+    """A system client for each of the 31 parties (one process: `python -m bench.accounts`)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.accounts"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 async def run_database(kind: str, args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"mx-bench-{kind}-"))
     sqlite_path = None
@@ -189,8 +205,13 @@ async def run_database(kind: str, args: argparse.Namespace) -> dict:
         MX_AUDIT_ENABLED="true",
     )
     district, officer, cards, ids, cursors = await _prepare(env, url, sqlite_path, args.members, args.notices)
+    committees = None
+    if args.fixed_rate_duration:
+        committees = (_party_clients(env), await fixed_rate.party_data(url, sqlite_path))
     result = {"database": kind, "members": args.members, "stored_notices": args.notices, "scenarios": {}}
-    result["scenarios"] = await _scenarios(env, args, district, officer, cards, ids, cursors, work)
+    result["scenarios"] = await _scenarios(
+        env, args, district, officer, cards, ids, cursors, work, committees=committees
+    )
     if args.audit_compare:
         off = await _scenarios(
             {**env, "MX_AUDIT_ENABLED": "false"},
@@ -207,11 +228,13 @@ async def run_database(kind: str, args: argparse.Namespace) -> dict:
         result["healthz_audit_off"] = off["healthz"]
     if args.scale and kind == "postgresql":
         result["scale"] = await _scale(env, args, work)
+    if args.verify_audit:
+        result["verify_audit"] = await _verify_audit(env, url, sqlite_path, args.verify_audit, district, ids[0])
     shutil.rmtree(work, ignore_errors=True)
     return result
 
 
-async def _scenarios(env, args, district, officer, cards, ids, cursors, work, only=None) -> dict:
+async def _scenarios(env, args, district, officer, cards, ids, cursors, work, only=None, committees=None) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_service(env, port, workers=2)
@@ -261,6 +284,17 @@ async def _scenarios(env, args, district, officer, cards, ids, cursors, work, on
         for name, script, data_file in plan:
             if only and name not in only:
                 continue
+            if name == "push" and committees:  # before the saturating runs leave their backlog in the database
+                await asyncio.sleep(1)
+                out["fixed_rate"] = await fixed_rate.run(
+                    base,
+                    *committees,
+                    duration=args.fixed_rate_duration,
+                    rate=args.rate,
+                    lag_probe=lambda start, end: _pull_lag(
+                        base, token, probe_card, end - start, probes=1, pause=0.01, warmup=start - time.monotonic()
+                    ),
+                )
             path = "/healthz" if name == "healthz" else "/"
             await asyncio.sleep(1)
             run = asyncio.to_thread(
@@ -301,17 +335,48 @@ async def _scale(env: dict, args: argparse.Namespace, work: Path) -> dict:
     return points
 
 
-async def _pull_lag(base: str, token: str, card: str, duration: float, probes: int = 4) -> dict:
+async def _verify_audit(env: dict, url: str, sqlite_path: str | None, entries: int, district: dict, notice: str):
+    """`entries` more audit entries (a valid chain, written straight into the tables), then `member-exchange
+    verify-audit` timed while a probe reads /healthz and one notice at a fixed rate."""
+    if sqlite_path:
+        loaded = await asyncio.to_thread(audit_volume.load_audit_sqlite, sqlite_path, entries)
+    else:
+        loaded = await audit_volume.load_audit_pg(url, entries)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_service(env, port, workers=2)
+    try:
+        await wait_ready(base, proc)
+        import httpx
+
+        async with httpx.AsyncClient(base_url=base) as client:
+            r = await client.post(
+                "/api/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": district["client_id"],
+                    "client_secret": district["client_secret"],
+                },
+            )
+            token = r.json()["access_token"]
+        result = await audit_volume.verify_while_serving(env, base, token, f"/api/v1/notices/{notice}")
+    finally:
+        stop_service(proc)
+    return {"entries": entries, "load_seconds": round(loaded, 1), **result}
+
+
+async def _pull_lag(
+    base: str, token: str, card: str, duration: float, probes: int = 4, pause: float = 0.002, warmup: float = 0.5
+) -> dict:
     """Time from a push's 201 until a pull shows the notice, for pushes made while wrk pushes. Each probe pushes
     one notice at a time, then pulls the outbox filtered on the probe's member from its cursor until the notice
     appears. `p50_ms`/`p99_ms` end when that pull's response arrives (so they include one pull's own latency under
     the load); `first_pull` is the share of notices the very first pull after the 201 already returned."""
-    import time
-
     import httpx
 
     lags: list[float] = []
     pulls_needed: list[int] = []
+    failed: list = []
     auth = {"Authorization": f"Bearer {token}"}
     body = {
         "kind": "violation.reported",
@@ -324,27 +389,32 @@ async def _pull_lag(base: str, token: str, card: str, duration: float, probes: i
         cursor = None
         while time.monotonic() < end:
             key = {"Idempotency-Key": secrets.token_hex(8)}
-            r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
-            if r.status_code != 201:
-                continue
-            answered, wanted = time.monotonic(), r.json()["id"]
-            for attempt in range(1, 2001):
-                params = {**pull, **({"cursor": cursor} if cursor else {})}
-                page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
-                cursor = page["next_cursor"] or cursor
-                if any(n["id"] == wanted for n in page["items"]):
-                    lags.append((time.monotonic() - answered) * 1000)
-                    pulls_needed.append(attempt)
-                    break
-                await asyncio.sleep(0.002)
+            try:
+                r = await client.post("/api/v1/notices", json=body, headers={**auth, **key})
+                if r.status_code != 201:
+                    failed.append(r.status_code)
+                    continue
+                answered, wanted = time.monotonic(), r.json()["id"]
+                for attempt in range(1, 2001):
+                    params = {**pull, **({"cursor": cursor} if cursor else {})}
+                    page = (await client.get("/api/v1/notices/outbox", params=params, headers=auth)).json()
+                    cursor = page["next_cursor"] or cursor
+                    if any(n["id"] == wanted for n in page["items"]):
+                        lags.append((time.monotonic() - answered) * 1000)
+                        pulls_needed.append(attempt)
+                        break
+                    await asyncio.sleep(pause)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:  # counted, not fatal: the run goes on
+                failed.append(type(exc).__name__)
             await asyncio.sleep(0.02)
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        await asyncio.sleep(0.5)  # wrk is under way
+        await asyncio.sleep(max(0.0, warmup))  # the load is under way
         end = time.monotonic() + max(1.0, duration - 1.5)
         await asyncio.gather(*(probe(client, end) for _ in range(probes)))
     return {
         "samples": len(lags),
+        "failed": len(failed),
         "p50_ms": round(percentile(lags, 50), 1) if lags else None,
         "p99_ms": round(percentile(lags, 99), 1) if lags else None,
         "first_pull": round(sum(1 for n in pulls_needed if n == 1) / len(pulls_needed), 2) if pulls_needed else None,
@@ -360,7 +430,8 @@ def markdown(results: list[dict]) -> str:
         for name, row in res["scenarios"].items():
             if not isinstance(row, dict) or "rps" not in row:
                 continue
-            target = f"≥ {TARGETS[name]}" if name in TARGETS else ""
+            goal = {**TARGETS, **(SQLITE_TARGETS if res["database"] == "sqlite" else {})}
+            target = f"≥ {goal[name]}" if name in goal else ""
             lines.append(
                 f"| {res['database']} | {name} | {row['rps']:.0f} | {row['p50_ms']} | {row['p99_ms']} | "
                 f"{row['ratio']} | {target} | {row['non_2xx']} |"
@@ -376,6 +447,35 @@ def markdown(results: list[dict]) -> str:
                 f"{lag['samples']} samples, {lag['first_pull']:.0%} seen by the first pull) | | {lag['p50_ms']} | "
                 f"{lag['p99_ms']} | | p99 ≤ 100 ms | |"
             )
+        fixed = res["scenarios"].get("fixed_rate")
+        if fixed:
+            label = f"{fixed['systems']} systems × {fixed['rate_per_system']:g} req/s, open loop"
+            for op in ("push", "pull", "ack", "all"):
+                row = fixed[op]
+                lines.append(
+                    f"| {res['database']} | fixed rate ({label}): {op} | {row['rps']:.0f} | {row['p50_ms']} | "
+                    f"{row['p99_ms']} | | p99 ≤ {FIXED_P99[res['database']]} ms | {row['failed']} |"
+                )
+            lag = fixed.get("pull_lag")
+            if lag and lag["samples"]:
+                lines.append(
+                    f"| {res['database']} | pull lag under the fixed rate ({lag['samples']} samples, "
+                    f"{lag['first_pull']:.0%} seen by the first pull) | | {lag['p50_ms']} | {lag['p99_ms']} | | "
+                    f"p99 ≤ 100 ms | |"
+                )
+        audit = res.get("verify_audit")
+        if audit:
+            during = audit["probe_during"]
+            lines.append(
+                f"| {res['database']} | verify-audit, {audit['size']:,} links (ok: {audit['ok']}) | | | | | "
+                f"{audit['seconds']} s (target < 10 s) | |"
+            )
+            for name in ("healthz", "read"):
+                row, idle = during[name], audit["probe_before"][name]
+                lines.append(
+                    f"| {res['database']} | {name} during verify-audit (20/s; idle p99 {idle['p99_ms']} ms) | | "
+                    f"{row['p50_ms']} | {row['p99_ms']} | | answers | {row['failed']} |"
+                )
         if "push_audit_off" in res:
             on, off = res["scenarios"]["push"], res["push_audit_off"]
             lines.append(
@@ -416,4 +516,15 @@ if __name__ == "__main__":
     )
     parser.add_argument("--audit-compare", action="store_true", help="also push with the audit log off")
     parser.add_argument("--scale", action="store_true", help="also 10,000 vs 1,000,000 stored notices")
+    parser.add_argument(
+        "--fixed-rate-duration", type=int, default=20, help="seconds of the 31 committees' fixed-rate load (0: skip)"
+    )
+    parser.add_argument("--rate", type=float, default=5, help="requests per second of each committee's system")
+    parser.add_argument(
+        "--verify-audit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time verify-audit over N more audit entries (1000000: ~3 min per database) while serving",
+    )
     print(markdown(asyncio.run(main(parser.parse_args()))))

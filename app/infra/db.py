@@ -9,7 +9,11 @@ is in an unknown state: it is invalidated (closed, not returned to the pool), so
 """
 
 import asyncio
+import collections
 import contextlib
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -33,6 +37,109 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+class _WriterQueue:
+    """First come, first served: the writers of this process wait here, each in its connection's own thread, for
+    their turn to take SQLite's single write lock. SQLite's busy handler would make them poll it instead, sleeping
+    up to 100 ms between tries, so that under load a waiter often missed its turn and a few waited for seconds."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: collections.deque[object] = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        with self._cond:
+            if not self._held and not self._waiting:
+                self._held = True
+                return True
+            me = object()
+            self._waiting.append(me)
+            deadline = time.monotonic() + timeout
+            while self._held or self._waiting[0] is not me:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._waiting.remove(me)
+                    self._cond.notify_all()
+                    return False
+                self._cond.wait(remaining)
+            self._waiting.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
+_WRITERS: dict[str, _WriterQueue] = {}  # one queue per database file in this process
+
+
+class _QueuedCursor(sqlite3.Cursor):
+    def execute(self, sql, parameters=(), /):
+        if sql != "BEGIN IMMEDIATE":
+            return super().execute(sql, parameters)
+        conn: _QueuedConnection = self.connection
+        conn.take_turn()
+        try:
+            return super().execute(sql, parameters)
+        except BaseException:
+            conn.end_turn()
+            raise
+
+
+class _QueuedConnection(sqlite3.Connection):
+    """A connection whose BEGIN IMMEDIATE first waits for its turn in this process's writer queue, then for SQLite's
+    lock, both within one deadline (then "database is locked", as SQLite says when its own wait runs out); COMMIT,
+    ROLLBACK or closing ends the turn. Only the turn-holders of each process then meet at SQLite's lock (one per
+    uvicorn worker)."""
+
+    wait_seconds = 30.0
+    writers = _WriterQueue()
+    _turn = False
+
+    def cursor(self, factory=_QueuedCursor):
+        return super().cursor(factory)
+
+    def take_turn(self) -> None:
+        if self._turn:
+            return
+        deadline = time.monotonic() + self.wait_seconds
+        if not self.writers.acquire(self.wait_seconds):
+            raise sqlite3.OperationalError("database is locked")
+        self._turn = True
+        # One deadline for both waits: SQLite's own wait (for a writer of another process) gets what is left.
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            self.end_turn()
+            raise sqlite3.OperationalError("database is locked")
+        super().execute(f"PRAGMA busy_timeout={left_ms}")
+
+    def end_turn(self) -> None:
+        if self._turn:
+            self._turn = False
+            self.writers.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+
+
 def make_engine(cfg: Settings = settings) -> AsyncEngine:
     """An engine with an explicitly sized pool (no connection churn under load)."""
     url = cfg.resolved_database_url
@@ -43,7 +150,7 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
             pool_size=cfg.db_pool_size,
             max_overflow=cfg.db_max_overflow,
             pool_timeout=cfg.db_pool_timeout_seconds,
-            connect_args={"timeout": cfg.db_command_timeout_seconds or 30},
+            connect_args={"timeout": cfg.db_command_timeout_seconds or 30, "factory": _queued(cfg)},
         )
         busy_ms = int((cfg.db_command_timeout_seconds or 30) * 1000)
 
@@ -99,6 +206,14 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
             raise DisconnectionError("the database closed this connection")
 
     return engine
+
+
+def _queued(cfg: Settings) -> type[_QueuedConnection]:
+    """The connection class for this configuration's database file: its writer queue, its deadline for a turn."""
+    url = cfg.resolved_database_url
+    writers = _WRITERS.setdefault(url.split(":///", 1)[-1], _WriterQueue())
+    wait = cfg.db_command_timeout_seconds or 30
+    return type("QueuedConnection", (_QueuedConnection,), {"wait_seconds": wait, "writers": writers})
 
 
 def _timed_out(exc: BaseException | None) -> bool:

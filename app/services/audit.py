@@ -7,6 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 from typing import Any
 
 from jose import jws
@@ -56,12 +57,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# The canonical form is json.dumps({field: _plain(value)}, sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False). It is written here field by field, in sorted order, with the json module's own encoders
+# for the common types (strings: `encode_basestring`, what that call uses; ints: `int.__repr__`; datetimes and
+# UUIDs: their plain text, which needs no escaping), and json's encoder for anything else: the same text, several
+# times faster, which is what a verification of millions of entries spends its time on.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_SORTED = sorted(range(len(_HASHED)), key=lambda i: _HASHED[i])
+_PREFIX = {i: ("{" if n == 0 else ",") + encode_basestring(_HASHED[i]) + ":" for n, i in enumerate(_SORTED)}
+
+
+def _json_value(value: Any) -> str:
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is datetime:
+        return '"' + value.isoformat(timespec="microseconds") + '"'
+    if kind is uuid.UUID:
+        return '"' + str(value) + '"'
+    return _CANONICAL.encode(_plain(value))
+
+
+def canonical_form(values: Any) -> str:
+    """The canonical JSON text of the `_HASHED` fields, given in that order."""
+    return "".join([_PREFIX[i] + _json_value(values[i]) for i in _SORTED]) + "}"
+
+
+def _fields_hash(values: Any) -> str:
+    """SHA-256 of the canonical JSON form of the `_HASHED` fields, given in that order."""
+    return hashlib.sha256(canonical_form(values).encode()).hexdigest()
+
+
 def entry_hash(entry: AuditEntry) -> str:
     """SHA-256 over a canonical JSON form of every recorded field."""
-    canonical = json.dumps(
-        {k: _plain(getattr(entry, k)) for k in _HASHED}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _fields_hash([getattr(entry, k) for k in _HASHED])
 
 
 def link_hash(previous: str, entry_digest: str) -> str:
@@ -276,34 +309,25 @@ _PAGE_COLUMNS = (
 )
 
 
-class _EntryView:
-    """An entry's fields from a page row (columns `e_*`), as `entry_hash` reads them."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Any) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, f"e_{name}")
+# Where a page row holds each hashed field (a row's fields by index: by name costs several µs each).
+_HASHED_AT = [[c.name for c in _PAGE_COLUMNS].index(f"e_{name}") for name in _HASHED]
 
 
 def _check_page(rows: list, position: int, previous: str, expected: dict) -> tuple[int, str]:
     """Recompute one page of the chain (in a worker thread); raises the first problem."""
     for row in rows:
-        if row.position != position:
+        link_at, entry_seq, stored_hash, stored_chain, seq = row[:5]  # _PAGE_COLUMNS' first five, by index
+        if link_at != position:
             raise _Problem(position, None, "entry_missing", f"Mất mắt xích ở vị trí {position} (bản ghi đã bị xóa).")
-        if row.e_seq is None:
-            raise _Problem(
-                position, row.entry_seq, "entry_missing", f"Bản ghi số {row.entry_seq} đã bị xóa khỏi nhật ký."
-            )
-        if entry_hash(_EntryView(row)) != row.entry_hash:
-            raise _Problem(position, row.e_seq, "entry_altered", f"Bản ghi số {row.e_seq} đã bị sửa.")
-        previous = link_hash(previous, row.entry_hash)
-        if previous != row.chain_hash:
+        if seq is None:
+            raise _Problem(position, entry_seq, "entry_missing", f"Bản ghi số {entry_seq} đã bị xóa khỏi nhật ký.")
+        if _fields_hash([row[i] for i in _HASHED_AT]) != stored_hash:
+            raise _Problem(position, seq, "entry_altered", f"Bản ghi số {seq} đã bị sửa.")
+        previous = link_hash(previous, stored_hash)
+        if previous != stored_chain:
             raise _Problem(
                 position,
-                row.e_seq,
+                seq,
                 "chain_broken",
                 f"Chuỗi băm đứt ở vị trí {position}: bị chèn, xóa hoặc đổi thứ tự.",
             )
@@ -311,7 +335,7 @@ def _check_page(rows: list, position: int, previous: str, expected: dict) -> tup
             if head != previous:
                 raise _Problem(
                     position,
-                    row.e_seq,
+                    seq,
                     "history_rewritten",
                     f"Lịch sử khác với checkpoint {name} tại vị trí {position}.",
                 )
@@ -371,7 +395,7 @@ async def verify(
     session: AsyncSession | None = None,
     sessions: async_sessionmaker | None = None,
     presented: list[str] = (),
-    page: int = 2000,
+    page: int = 5000,
     resume: bool = False,
 ) -> VerificationReport:
     """Recompute the chain (all of it, or from the resume point); check stored and presented checkpoints; report
@@ -417,17 +441,30 @@ async def verify(
         for size, head, name in points:
             if size > start_size:
                 expected.setdefault(size - 1, []).append((head, name))
-        while True:
-            rows = await read.all(
+
+        def page_from(start: int):
+            return read.all(
                 select(*_PAGE_COLUMNS)
                 .join(AuditEntry, AuditEntry.seq == AuditChainLink.entry_seq, isouter=True)
-                .where(AuditChainLink.position >= position)
+                .where(AuditChainLink.position >= start)
                 .order_by(AuditChainLink.position)
                 .limit(page)
             )
-            position, previous = await asyncio.to_thread(_check_page, rows, position, previous, expected)
-            if len(rows) < page:
+
+        rows = await page_from(position)
+        while True:
+            # The next page is read while this one is hashed.
+            following = asyncio.ensure_future(page_from(rows[-1].position + 1)) if len(rows) == page else None
+            try:
+                position, previous = await asyncio.to_thread(_check_page, rows, position, previous, expected)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                raise
+            if following is None:
                 break
+            rows = await following
         for size, _head, name in points:
             if size > position:
                 raise _Problem(

@@ -1,0 +1,42 @@
+"""Chains sealed before the faster canonical form still verify: the form is byte for byte json.dumps's."""
+
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+from app.services.audit import _HASHED, _plain, canonical_form
+
+TEXTS = ["", 'a"b\\c', "Nguyễn Văn An", "\x00\x1f\u2028", "tab\there\n", "😀", "</script>", "Đ" * 200]
+
+
+def _reference(values: list) -> str:
+    """The canonical form as the sealer first wrote it."""
+    fields = {k: _plain(v) for k, v in zip(_HASHED, values, strict=True)}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _value(rng: random.Random):
+    return rng.choice(
+        [
+            None,
+            rng.randint(-(10**20), 10**20),
+            rng.choice(TEXTS),
+            True,
+            False,
+            1.5,
+            datetime(2026, 11, 23, tzinfo=UTC) + timedelta(microseconds=rng.randint(0, 10**12)),
+            datetime(2026, 1, 1, 7, tzinfo=timezone(timedelta(hours=7))),
+            uuid.UUID(int=rng.getrandbits(128)),
+            {"b": [1, None, "x"], "a": {"z": "Đ", "y": 2.0}, "ghi_chú": rng.choice(TEXTS)},
+            [],
+            {},
+        ]
+    )
+
+
+def test_the_canonical_form_is_exactly_the_one_every_existing_chain_was_sealed_with():
+    rng = random.Random(19)
+    for _ in range(5000):
+        values = [_value(rng) for _ in _HASHED]
+        assert canonical_form(values) == _reference(values)
