@@ -144,6 +144,20 @@ async def test_a_changed_byte_is_detected_and_located(party):
     assert report["first_problem"]["entry_seq"] == seq
 
 
+async def test_a_verification_in_small_pages_reads_ahead_and_still_locates_a_change_in_a_later_page(party):
+    auditor = await _busy_log(party)
+    whole = await verify(sessions=db.sessions)
+    paged = await verify(sessions=db.sessions, page=2)  # many pages: each next one is read while one is hashed
+    assert paged.ok and (paged.size, paged.head_hash) == (whole.size, whole.head_hash) and whole.size > 6
+    seq = await _entry_seq_at(5)  # in the third page
+    await tamper("UPDATE audit_entries SET http_status = 200 WHERE seq = :s", s=seq)
+    report = await verify(sessions=db.sessions, page=2)
+    assert report.ok is False
+    assert (report.first_problem.problem, report.first_problem.position) == ("entry_altered", 5)
+    assert report.first_problem.entry_seq == seq
+    assert (await _clean_report(auditor))["first_problem"]["position"] == 5
+
+
 async def test_a_deleted_entry_is_detected(party):
     auditor = await _busy_log(party)
     seq = await _entry_seq_at(2)

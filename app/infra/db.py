@@ -23,6 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.infra.config import Settings, settings
 
+# The session and session-factory types the layers above name in their signatures. Services and routers hold a
+# session (they decide where a transaction ends: flush, commit, rollback) but never run a statement on it: SQL is
+# the repositories' (app/repositories/), and services and routers do not import SQLAlchemy (`lint-imports`).
+Session = AsyncSession
+SessionFactory = async_sessionmaker[AsyncSession]
+
 
 def ensure_sqlite_dir(url: str) -> None:
     """SQLite creates the file but not its directory."""

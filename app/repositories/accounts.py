@@ -80,3 +80,11 @@ async def page(
 async def get_visible(session: AsyncSession, *, khoi: bool, org: str, account_id: uuid.UUID) -> Account | None:
     stmt = select(Account).where(Account.id == account_id, readable(khoi=khoi, org=org))
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def by_login_detached(session: AsyncSession, login: str) -> Account | None:
+    """The account with this login, detached from the session (still readable once its transaction has ended)."""
+    account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
+    if account is not None:
+        session.expunge(account)
+    return account

@@ -1,9 +1,10 @@
 """Idempotency records in the database (prepared: every creating call with a key runs them)."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, insert, select
+from sqlalchemy import BigInteger, bindparam, delete, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.idempotency import IdempotencyRecord
@@ -38,3 +39,19 @@ async def find(session: AsyncSession, *, account_id: uuid.UUID, key: str) -> dic
 def record(session: AsyncSession, fields: dict[str, Any]) -> None:
     """Store the record with the request's last statement (nothing in the request reads it back)."""
     defer(session, _INSERT_RECORD, fields)
+
+
+async def purge_expired(session: AsyncSession, *, now: datetime, batch: int) -> int:
+    """Delete up to `batch` records past their `expires_at`; how many."""
+    expired_keys = (
+        select(IdempotencyRecord.account_id, IdempotencyRecord.key)
+        .where(IdempotencyRecord.expires_at < now)
+        .limit(batch)
+    )
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            tuple_(IdempotencyRecord.account_id, IdempotencyRecord.key).in_(expired_keys),
+            IdempotencyRecord.expires_at < now,
+        )
+    )
+    return result.rowcount

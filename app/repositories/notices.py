@@ -6,6 +6,7 @@ return only positioned notices.
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,14 +19,17 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    event,
     exists,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.models.base import UTCDateTime
 from app.models.document import NoticeDocument
@@ -256,3 +260,54 @@ async def carriers(session: AsyncSession, *, document_id: uuid.UUID, sender_org:
         .order_by(Notice.seq)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+# Positions: the sequencer (app/services/sequencer.py) numbers committed notices that have none.
+
+_INSERTED = "mx_notices_pending"  # session.info key: this transaction inserted notices
+_on_inserted_commit: list[Callable[[], None]] = []
+
+# The notices without a position, oldest first, numbered after the highest position. Rows a concurrent
+# transaction has locked (an acknowledgement of a fresh notice) are skipped and numbered in the next round.
+_NUMBER_POSTGRES = text(
+    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
+    "batch AS (SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit FOR UPDATE SKIP LOCKED), "
+    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM batch) "
+    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
+)
+_NUMBER_SQLITE = text(
+    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
+    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM "
+    "(SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit)) "
+    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
+)
+
+
+async def number_unpositioned(session: AsyncSession, *, batch: int) -> int:
+    """Give up to `batch` notices without a position the next positions, in `seq` order, in the session's
+    transaction (the caller holds the sequencer's lock); how many were numbered."""
+    stmt = _NUMBER_POSTGRES if session.bind.dialect.name == "postgresql" else _NUMBER_SQLITE
+    result = await session.execute(stmt, {"limit": batch})
+    return result.rowcount
+
+
+def mark_inserted(session: AsyncSession) -> None:
+    """This session's transaction inserted notices: once it commits, the callbacks of `on_inserted_commit` run."""
+    session.info[_INSERTED] = True
+
+
+def on_inserted_commit(callback: Callable[[], None]) -> None:
+    """Call `callback` after each commit of a transaction marked with `mark_inserted`."""
+    _on_inserted_commit.append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_INSERTED, False):
+        for callback in _on_inserted_commit:
+            callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_INSERTED, None)

@@ -21,3 +21,8 @@ async def listed(session: AsyncSession, *, kind: str | None) -> list[Organizatio
 
 async def get(session: AsyncSession, code: str) -> Organization | None:
     return await session.get(Organization, code)
+
+
+def add(session: AsyncSession, org: Organization) -> None:
+    """A new committee, stored with the session's next flush."""
+    session.add(org)

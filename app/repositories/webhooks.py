@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
@@ -131,3 +131,32 @@ async def disable(session: AsyncSession, subscription_id: uuid.UUID, reason: str
     await session.execute(
         update(Subscription).where(Subscription.id == subscription_id).values(active=False, disabled_reason=reason)
     )
+
+
+async def purge_finished(
+    session: AsyncSession, *, statuses: tuple[str, ...], cutoff: datetime, batch: int
+) -> tuple[int, int]:
+    """Delete up to `batch` deliveries in one of `statuses` with no activity since `cutoff`, with their attempts;
+    how many attempts and deliveries."""
+    # A delivery's last activity: the worker moves next_attempt_at past each attempt (its lease), a success sets
+    # delivered_at. Locked, so a redelivery asked for meanwhile waits and then finds nothing removed.
+    finished = list(
+        (
+            await session.execute(
+                select(Delivery.id)
+                .where(
+                    Delivery.status.in_(statuses),
+                    Delivery.next_attempt_at < cutoff,
+                    or_(Delivery.delivered_at.is_(None), Delivery.delivered_at < cutoff),
+                    ~exists().where(DeliveryAttempt.delivery_id == Delivery.id, DeliveryAttempt.at >= cutoff),
+                )
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if not finished:
+        return 0, 0
+    attempts = await session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(finished)))
+    deliveries = await session.execute(delete(Delivery).where(Delivery.id.in_(finished)))
+    return attempts.rowcount, deliveries.rowcount

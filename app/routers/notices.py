@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest
 from app.http import auditing, idempotency
 from app.http.deps import SessionDep, Worker
 from app.http.pagination import Page, decode_cursor, encode_cursor, fetch_page
 from app.infra.config import settings
+from app.infra.db import Session
 from app.models.document import Document
 from app.models.member import CARD_NO_PATTERN
 from app.models.notice import Notice, NoticeKind, NoticeStatus
@@ -174,7 +174,7 @@ def _location(result: NoticePublic) -> str:
 
 async def _create(
     request: Request,
-    session: AsyncSession,
+    session: Session,
     principal: Principal,
     key: str | None,
     create: Callable[[], Awaitable[tuple[Notice, list[Document]]]],
@@ -212,7 +212,7 @@ async def push_notice(
     )
 
 
-async def _page(request: Request, session: AsyncSession, page: Page, cursor: str | None) -> NoticesPublic:
+async def _page(request: Request, session: Session, page: Page, cursor: str | None) -> NoticesPublic:
     """A page of notices; its cursor is there even on the last page, so a system pulling every minute resumes."""
     auditing.note_list(request, [n.member_card_no for n, _ in page.items])
     return NoticesPublic(

@@ -3,9 +3,8 @@
 import secrets
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.infra.db import Session
 from app.infra.security import hash_secret_async, new_secret
 from app.models.account import Account, AccountKind, Role
 from app.models.base import utcnow
@@ -17,7 +16,7 @@ from app.services import policy
 from app.services.organizations import get_organization
 
 
-async def create_account(*, session: AsyncSession, data: AccountCreate, actor: Principal | None) -> tuple[Account, str]:
+async def create_account(*, session: Session, data: AccountCreate, actor: Principal | None) -> tuple[Account, str]:
     """Create a client or user; returns the account and its secret (shown once)."""
     if actor is not None and not policy.may_manage_accounts(actor, data.org_code):
         raise Forbidden("Quản trị viên chỉ được tạo tài khoản cho tổ chức của mình.", code="org_not_managed")
@@ -63,7 +62,7 @@ async def create_account(*, session: AsyncSession, data: AccountCreate, actor: P
 
 
 async def list_accounts(
-    *, session: AsyncSession, principal: Principal, org_code: str | None, after: str | None, limit: int
+    *, session: Session, principal: Principal, org_code: str | None, after: str | None, limit: int
 ) -> list[Account]:
     """Accounts the admin may manage, by login."""
     return await rows.page(
@@ -71,7 +70,7 @@ async def list_accounts(
     )
 
 
-async def get_account(*, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> Account:
+async def get_account(*, session: Session, principal: Principal, account_id: uuid.UUID) -> Account:
     """One account the admin may manage, or 404."""
     account = await rows.get_visible(session, khoi=principal.is_khoi, org=principal.org_code, account_id=account_id)
     if account is None:
@@ -79,9 +78,7 @@ async def get_account(*, session: AsyncSession, principal: Principal, account_id
     return account
 
 
-async def set_disabled(
-    *, session: AsyncSession, principal: Principal, account_id: uuid.UUID, disabled: bool
-) -> Account:
+async def set_disabled(*, session: Session, principal: Principal, account_id: uuid.UUID, disabled: bool) -> Account:
     """Disable or re-enable; a disabled account's live tokens stop working at once."""
     account = await get_account(session=session, principal=principal, account_id=account_id)
     if account.id == principal.account_id and disabled:
@@ -97,7 +94,7 @@ async def set_disabled(
     return account
 
 
-async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
+async def rotate_secret(*, session: Session, account: Account) -> str:
     """A new password or client secret (shown once); every token issued before it stops working."""
     secret = new_secret()
     account.secret_hash = await hash_secret_async(secret)
@@ -109,7 +106,7 @@ async def rotate_secret(*, session: AsyncSession, account: Account) -> str:
 
 
 async def rotate_managed_secret(
-    *, session: AsyncSession, principal: Principal, account_id: uuid.UUID
+    *, session: Session, principal: Principal, account_id: uuid.UUID
 ) -> tuple[Account, str]:
     """An admin rotates the secret of an account it manages."""
     account = await get_account(session=session, principal=principal, account_id=account_id)

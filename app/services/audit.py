@@ -11,18 +11,19 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from jose import jws
-from sqlalchemy import exists, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import BadRequest, NotFound
 from app.infra.config import settings
+from app.infra.db import Session, SessionFactory
 from app.infra.loops import repeat
 from app.infra.security import ALGORITHM, CHECKPOINT_TYP, keystore, sign_jws
 from app.infra.spool import spool
-from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
+from app.models.audit import AuditCheckpoint, AuditEntry, AuditVerification
 from app.models.base import utcnow
 from app.principal import Principal
 from app.repositories import audit as audit_rows
+from app.repositories import locks
+from app.repositories.audit import EntryFilter
 from app.schemas.audit import VerificationProblem, VerificationReport
 
 log = logging.getLogger("app.audit")
@@ -101,7 +102,7 @@ def link_hash(previous: str, entry_digest: str) -> str:
     return hashlib.sha256((previous + entry_digest).encode()).hexdigest()
 
 
-async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any) -> None:
+async def append(*, session: Session, deferred: bool = False, **fields: Any) -> None:
     """Add one entry to the session's transaction (sealed later, in commit order); `deferred`: with the request's
     last statement. Prepared: this runs on every request. `tx` comes from the column's default: the inserting
     transaction's id."""
@@ -120,7 +121,6 @@ async def append(*, session: AsyncSession, deferred: bool = False, **fields: Any
 
 _LOOKBACK = 2000  # a quick round looks at the newest entries only: this many seqs below the highest chained one
 _THOROUGH_EVERY = 10.0  # seconds between rounds that look at every entry younger than the late-commit window
-_UNCHAINED = ~exists().where(AuditChainLink.entry_seq == AuditEntry.seq)
 
 
 def _late_commit_cutoff(head_sealed_at: datetime | None) -> datetime | None:
@@ -132,7 +132,7 @@ def _late_commit_cutoff(head_sealed_at: datetime | None) -> datetime | None:
     return head_sealed_at - timedelta(seconds=settings.audit_late_commit_seconds)
 
 
-async def seal(*, session: AsyncSession, batch: int = 500, max_batches: int = 200, thorough: bool = True) -> int:
+async def seal(*, session: Session, batch: int = 500, max_batches: int = 200, thorough: bool = True) -> int:
     """Chain the committed, unchained entries; returns how many. `thorough` looks at every entry of the late-commit
     window (an index range on `occurred_at`), otherwise only at the newest seqs (cheap; the background sealer).
 
@@ -146,27 +146,17 @@ async def seal(*, session: AsyncSession, batch: int = 500, max_batches: int = 20
     return total
 
 
-async def _seal_batch(session: AsyncSession, batch: int, thorough: bool) -> int:
-    postgres = session.bind.dialect.name == "postgresql"
-    if postgres and not await session.scalar(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK))):
+async def _seal_batch(session: Session, batch: int, thorough: bool) -> int:
+    if not await locks.for_transaction(session, _SEAL_LOCK, wait=False):
         return 0  # another process is sealing right now
-    head = (
-        await session.execute(
-            select(AuditChainLink.position, AuditChainLink.chain_hash, AuditChainLink.sealed_at)
-            .order_by(AuditChainLink.position.desc())
-            .limit(1)
-        )
-    ).first()
+    head = await audit_rows.last_link(session)
     position, previous = (head.position + 1, head.chain_hash) if head else (0, GENESIS)
-    # Plain rows, not ORM objects: the sealer runs in the service's event loop, so each batch should be quick.
-    stmt = select(*AuditEntry.__table__.columns).where(_UNCHAINED).order_by(AuditEntry.seq).limit(batch)
-    cutoff = _late_commit_cutoff(head.sealed_at if head else None)
-    if cutoff is not None:
-        stmt = stmt.where(AuditEntry.occurred_at >= cutoff)
-    if not thorough and head:
-        newest = select(func.max(AuditChainLink.entry_seq)).scalar_subquery()
-        stmt = stmt.where(AuditEntry.seq > newest - _LOOKBACK)
-    entries = list(await session.execute(stmt))
+    entries = await audit_rows.unchained(
+        session,
+        limit=batch,
+        since=_late_commit_cutoff(head.sealed_at if head else None),
+        lookback=_LOOKBACK if not thorough and head else None,
+    )
     now = utcnow()
     links = []
     for entry in entries:
@@ -183,27 +173,23 @@ async def _seal_batch(session: AsyncSession, batch: int, thorough: bool) -> int:
         )
         position += 1
     if links:
-        await session.execute(AuditChainLink.__table__.insert(), links)
+        await audit_rows.add_links(session, links)
     return len(links)
 
 
-async def seal_now(sessions: async_sessionmaker) -> None:
+async def seal_now(sessions: SessionFactory) -> None:
     """A thorough round in a transaction of its own, committed before a verification reads the chain."""
     async with sessions() as session:
         await seal(session=session)
         await session.commit()
 
 
-async def chain_head(*, session: AsyncSession) -> tuple[int, str]:
-    head = (
-        await session.execute(
-            select(AuditChainLink.position, AuditChainLink.chain_hash).order_by(AuditChainLink.position.desc()).limit(1)
-        )
-    ).first()
+async def chain_head(*, session: Session) -> tuple[int, str]:
+    head = await audit_rows.last_link(session)
     return (head.position + 1, head.chain_hash) if head else (0, GENESIS)
 
 
-async def create_checkpoint(*, session: AsyncSession) -> AuditCheckpoint:
+async def create_checkpoint(*, session: Session) -> AuditCheckpoint:
     """Sign the chain's current size and head hash with the service key."""
     size, head = await chain_head(session=session)
     now = utcnow()
@@ -211,18 +197,16 @@ async def create_checkpoint(*, session: AsyncSession) -> AuditCheckpoint:
         {"iss": settings.token_issuer, "size": size, "head_hash": head, "time": now.isoformat()}, separators=(",", ":")
     ).encode()
     checkpoint = AuditCheckpoint(size=size, head_hash=head, created_at=now, jws=sign_jws(payload, typ=CHECKPOINT_TYP))
-    session.add(checkpoint)
-    await session.flush()
+    await audit_rows.add_checkpoint(session, checkpoint)
     return checkpoint
 
 
-async def list_checkpoints(*, session: AsyncSession, limit: int) -> list[AuditCheckpoint]:
+async def list_checkpoints(*, session: Session, limit: int) -> list[AuditCheckpoint]:
     """The newest checkpoints first."""
-    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return await audit_rows.checkpoints(session, limit=limit)
 
 
-async def run_sealer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+async def run_sealer(*, sessions: SessionFactory, stop: asyncio.Event) -> None:
     """Background loop: seal often; sign a checkpoint now and then when the chain has grown."""
     loop = asyncio.get_running_loop()
     last = {"checkpoint": 0.0, "size": -1, "thorough": 0.0}
@@ -252,12 +236,12 @@ async def run_sealer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> No
     )
 
 
-async def replay_spool(sessions: async_sessionmaker) -> int:
+async def replay_spool(sessions: SessionFactory) -> int:
     """Write the entries spooled while the database was down; returns how many were new."""
     return await spool.replay(sessions, append)
 
 
-async def run_replayer(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+async def run_replayer(*, sessions: SessionFactory, stop: asyncio.Event) -> None:
     """Background loop: replay the spool whenever it holds entries and the database takes them."""
     await repeat(
         lambda: replay_spool(sessions),
@@ -300,23 +284,14 @@ class _Problem(Exception):
     detail: str
 
 
-_PAGE_COLUMNS = (
-    AuditChainLink.position,
-    AuditChainLink.entry_seq,
-    AuditChainLink.entry_hash,
-    AuditChainLink.chain_hash,
-    *(c.label(f"e_{c.name}") for c in AuditEntry.__table__.columns),
-)
-
-
 # Where a page row holds each hashed field (a row's fields by index: by name costs several µs each).
-_HASHED_AT = [[c.name for c in _PAGE_COLUMNS].index(f"e_{name}") for name in _HASHED]
+_HASHED_AT = [audit_rows.PAGE_FIELDS.index(f"e_{name}") for name in _HASHED]
 
 
 def _check_page(rows: list, position: int, previous: str, expected: dict) -> tuple[int, str]:
     """Recompute one page of the chain (in a worker thread); raises the first problem."""
     for row in rows:
-        link_at, entry_seq, stored_hash, stored_chain, seq = row[:5]  # _PAGE_COLUMNS' first five, by index
+        link_at, entry_seq, stored_hash, stored_chain, seq = row[:5]  # PAGE_FIELDS' first five, by index
         if link_at != position:
             raise _Problem(position, None, "entry_missing", f"Mất mắt xích ở vị trí {position} (bản ghi đã bị xóa).")
         if seq is None:
@@ -357,43 +332,19 @@ def _read_stored(stored: list[tuple[int, int, str, str]]) -> list[tuple[int, str
     return points
 
 
-class _Reader:
-    """Reads for a verification: in the given session, or each read in a short transaction of its own (`sessions`):
-    on SQLite every transaction holds the single write lock, so a long one would stop every other request."""
-
-    def __init__(self, session: AsyncSession | None, sessions: async_sessionmaker | None) -> None:
-        self.session, self.sessions = session, sessions
-
-    async def all(self, stmt) -> list:
-        if self.session is not None:
-            return list((await self.session.execute(stmt)).all())
-        async with self.sessions() as session:
-            return list((await session.execute(stmt)).all())
-
-    async def scalar(self, stmt) -> Any:
-        rows = await self.all(stmt.limit(1) if hasattr(stmt, "limit") else stmt)
-        return rows[0][0] if rows else None
-
-
-async def _resume_point(read: _Reader) -> tuple[int, str] | None:
+async def _resume_point(read: audit_rows.ChainReader) -> tuple[int, str] | None:
     """(size, head) of the newest stored checkpoint an earlier successful verification covered."""
-    last_ok = await read.scalar(
-        select(AuditVerification.size).where(AuditVerification.ok.is_(True)).order_by(AuditVerification.id.desc())
-    )
+    last_ok = await read.last_verified_size()
     if not last_ok:
         return None
-    token = await read.scalar(
-        select(AuditCheckpoint.jws)
-        .where(AuditCheckpoint.size <= last_ok, AuditCheckpoint.size > 0)
-        .order_by(AuditCheckpoint.size.desc(), AuditCheckpoint.id.desc())
-    )
+    token = await read.newest_checkpoint_within(last_ok)
     return await asyncio.to_thread(read_checkpoint, token) if token else None
 
 
 async def verify(
     *,
-    session: AsyncSession | None = None,
-    sessions: async_sessionmaker | None = None,
+    session: Session | None = None,
+    sessions: SessionFactory | None = None,
     presented: list[str] = (),
     page: int = 5000,
     resume: bool = False,
@@ -401,25 +352,19 @@ async def verify(
     """Recompute the chain (all of it, or from the resume point); check stored and presented checkpoints; report
     the first bad entry. Hashing runs in worker threads, page by page; with `sessions`, each page is read in a
     transaction of its own (the chain is append-only: pages read one after the other see one growing chain)."""
-    read = _Reader(session, sessions)
+    read = audit_rows.ChainReader(session, sessions)
     presented_points = [read_checkpoint(t) for t in presented]
     start = await _resume_point(read) if resume else None
     start_size = start[0] if start else 0
     points: list[tuple[int, str, str]] = [(s, h, "presented") for s, h in presented_points]
     previous, position = GENESIS, 0
     try:
-        stored_rows = await read.all(
-            select(AuditCheckpoint.id, AuditCheckpoint.size, AuditCheckpoint.head_hash, AuditCheckpoint.jws)
-            .where(AuditCheckpoint.size >= start_size)
-            .order_by(AuditCheckpoint.id)
-        )
-        points += await asyncio.to_thread(_read_stored, [tuple(r) for r in stored_rows])
+        stored = await read.stored_checkpoints(min_size=start_size)
+        points += await asyncio.to_thread(_read_stored, stored)
         if start:
             # Resume: the stored chain must still reach the checkpoint's signed head at its last position.
             position, previous = start
-            stored_head = await read.scalar(
-                select(AuditChainLink.chain_hash).where(AuditChainLink.position == position - 1)
-            )
+            stored_head = await read.chain_hash_at(position - 1)
             if stored_head != previous:
                 raise _Problem(
                     position - 1,
@@ -429,7 +374,7 @@ async def verify(
                 )
             for size, head, name in points:  # kept checkpoints from before the resume point: one stored link each
                 if 0 < size <= start_size:
-                    at = await read.scalar(select(AuditChainLink.chain_hash).where(AuditChainLink.position == size - 1))
+                    at = await read.chain_hash_at(size - 1)
                     if at != head:
                         raise _Problem(
                             size - 1,
@@ -441,20 +386,10 @@ async def verify(
         for size, head, name in points:
             if size > start_size:
                 expected.setdefault(size - 1, []).append((head, name))
-
-        def page_from(start: int):
-            return read.all(
-                select(*_PAGE_COLUMNS)
-                .join(AuditEntry, AuditEntry.seq == AuditChainLink.entry_seq, isouter=True)
-                .where(AuditChainLink.position >= start)
-                .order_by(AuditChainLink.position)
-                .limit(page)
-            )
-
-        rows = await page_from(position)
+        rows = await read.page(position, page)
         while True:
             # The next page is read while this one is hashed.
-            following = asyncio.ensure_future(page_from(rows[-1].position + 1)) if len(rows) == page else None
+            following = asyncio.ensure_future(read.page(rows[-1].position + 1, page)) if len(rows) == page else None
             try:
                 position, previous = await asyncio.to_thread(_check_page, rows, position, previous, expected)
             except BaseException:
@@ -474,23 +409,15 @@ async def verify(
                     f"Nhật ký chỉ còn {position} mục, ít hơn {size} mục của checkpoint {name}.",
                 )
         # An unchained entry older than the late-commit window cannot be a late commit: it was written in afterwards.
-        cutoff = _late_commit_cutoff(
-            await read.scalar(select(AuditChainLink.sealed_at).order_by(AuditChainLink.position.desc()))
-        )
-        stray = (
-            await read.scalar(
-                select(AuditEntry.seq).where(_UNCHAINED, AuditEntry.occurred_at < cutoff).order_by(AuditEntry.seq)
-            )
-            if cutoff is not None
-            else None
-        )
+        cutoff = _late_commit_cutoff(await read.newest_sealed_at())
+        stray = await read.first_unchained_before(cutoff) if cutoff is not None else None
         if stray is not None:
             raise _Problem(None, stray, "entry_inserted", f"Bản ghi số {stray} được chèn vào ngoài chuỗi.")
     except _Problem as problem:
         return _report(False, position, previous, 0, len(points), problem, start_size if start else None)
-    unsealed = await read.scalar(select(func.count()).select_from(AuditEntry).where(_UNCHAINED))
+    unsealed = await read.unchained_count()
     head = previous if position else None
-    return _report(True, position, head, unsealed or 0, len(points), None, start_size if start else None)
+    return _report(True, position, head, unsealed, len(points), None, start_size if start else None)
 
 
 def _report(
@@ -521,9 +448,10 @@ def _report(
     )
 
 
-async def record(*, session: AsyncSession, report: VerificationReport, by: str | None) -> None:
+async def record(*, session: Session, report: VerificationReport, by: str | None) -> None:
     """Keep a verification's outcome: the summary district auditors read, the point a later run resumes from."""
-    session.add(
+    await audit_rows.add_verification(
+        session,
         AuditVerification(
             verified_at=report.verified_at or utcnow(),
             verified_by=by,
@@ -534,18 +462,17 @@ async def record(*, session: AsyncSession, report: VerificationReport, by: str |
             unsealed=report.unsealed,
             checkpoints_checked=report.checkpoints_checked,
             first_problem=report.first_problem.model_dump() if report.first_problem else None,
-        )
+        ),
     )
-    await session.flush()
 
 
 async def verify_for(
-    *, session: AsyncSession, sessions: async_sessionmaker, principal: Principal, presented: list[str], resume: bool
+    *, session: Session, sessions: SessionFactory, principal: Principal, presented: list[str], resume: bool
 ) -> VerificationReport:
     """What an auditor may ask: a Khối auditor starts a verification (seal first, then recompute, then record it);
     a district auditor gets the latest recorded verification, never a recomputation of the whole city's log."""
     if not principal.is_khoi:
-        last = await session.scalar(select(AuditVerification).order_by(AuditVerification.id.desc()).limit(1))
+        last = await audit_rows.last_verification(session)
         if last is None:
             raise NotFound("Nhật ký chưa được kiểm tra lần nào.", code="audit_not_verified_yet")
         return VerificationReport(
@@ -571,56 +498,16 @@ async def verify_for(
 # ---- reading ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class EntryFilter:
-    org: str | None = None
-    actor: str | None = None
-    action: str | None = None
-    resource_type: str | None = None
-    resource_id: str | None = None
-    member_ref: str | None = None
-    outcome: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def _entries_query(principal: Principal, f: EntryFilter):
-    stmt = (
-        select(AuditEntry)
-        .where(audit_rows.readable(khoi=principal.is_khoi, org=principal.org_code))
-        .order_by(AuditEntry.seq)
-    )
-    if f.org:
-        stmt = stmt.where((AuditEntry.actor_org == f.org) | (AuditEntry.counterpart_org == f.org))
-    if f.actor:
-        stmt = stmt.where(AuditEntry.actor_login == f.actor)
-    for column, value in (
-        (AuditEntry.action, f.action),
-        (AuditEntry.resource_type, f.resource_type),
-        (AuditEntry.resource_id, f.resource_id),
-        (AuditEntry.member_ref, f.member_ref),
-        (AuditEntry.outcome, f.outcome),
-    ):
-        if value:
-            stmt = stmt.where(column == value)
-    if f.since:
-        stmt = stmt.where(AuditEntry.occurred_at >= f.since)
-    if f.until:
-        stmt = stmt.where(AuditEntry.occurred_at < f.until)
-    return stmt
-
-
 async def list_entries(
-    *, session: AsyncSession, principal: Principal, filters: EntryFilter, after: int | None, limit: int
+    *, session: Session, principal: Principal, filters: EntryFilter, after: int | None, limit: int
 ) -> list[AuditEntry]:
     """Entries the auditor may see, oldest first, from the cursor on."""
-    stmt = _entries_query(principal, filters).limit(limit)
-    if after is not None:
-        stmt = stmt.where(AuditEntry.seq > after)
-    return list((await session.execute(stmt)).scalars())
+    return await audit_rows.entries_page(
+        session, khoi=principal.is_khoi, org=principal.org_code, filters=filters, after=after, limit=limit
+    )
 
 
-async def stream_entries(*, session: AsyncSession, principal: Principal, filters: EntryFilter, page: int = 1000):
+async def stream_entries(*, session: Session, principal: Principal, filters: EntryFilter, page: int = 1000):
     """Every matching entry, in pages, for export."""
     after = None
     while True:

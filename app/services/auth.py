@@ -2,18 +2,14 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.errors import InvalidCredentials, TooManyRequests, Unauthorized
 from app.infra.config import settings
-from app.infra.db import db
+from app.infra.db import Session, db
 from app.infra.security import TokenClaims, issue_token, verify_secret_async
-from app.models.account import Account, AccountKind, LoginThrottle
-from app.models.base import UTCDateTime, utcnow
+from app.models.account import Account, AccountKind
+from app.models.base import utcnow
 from app.principal import Principal
-from app.repositories import accounts
+from app.repositories import accounts, logins
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 
@@ -43,29 +39,9 @@ def _usual_key(login: str, address: str) -> str:
     return f"usual:{_name(login)}|{address[:64]}"
 
 
-def _upsert(session: AsyncSession):
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
-async def _count(session: AsyncSession, key: str, now) -> tuple[int, object]:
-    """Count one more against `key` in its current window, atomically (one statement); the new count and the
-    window's start."""
-    cutoff = now - timedelta(seconds=settings.login_window_seconds)
-    expired = LoginThrottle.window_started_at < cutoff
-    stmt = (
-        _upsert(session)(LoginThrottle)
-        .values(key=key, failures=1, window_started_at=now)
-        .on_conflict_do_update(
-            index_elements=[LoginThrottle.key],
-            set_={
-                "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
-                "window_started_at": case((expired, literal(now, UTCDateTime)), else_=LoginThrottle.window_started_at),
-            },
-        )
-        .returning(LoginThrottle.failures, LoginThrottle.window_started_at)
-    )
-    row = (await session.execute(stmt)).one()
-    return row[0], row[1]
+async def _count(session: Session, key: str, now: datetime) -> tuple[int, datetime]:
+    """Count one more against `key` in its current window; the new count and the window's start."""
+    return await logins.count(session, key, now, window=timedelta(seconds=settings.login_window_seconds))
 
 
 def _throttled(retry_after: int, detail: str = "Đăng nhập sai quá nhiều lần, vui lòng thử lại sau.") -> TooManyRequests:
@@ -79,9 +55,9 @@ async def reserve_attempt(*, login: str, address: str) -> list[str]:
     now = utcnow()
     window = timedelta(seconds=settings.login_window_seconds)
     async with db.sessions() as own:
-        usual = await own.get(LoginThrottle, _usual_key(login, address))
+        usual = await logins.window_started(own, _usual_key(login, address))
         usual_since = now - timedelta(days=settings.login_usual_address_days)
-        is_usual = usual is not None and usual.window_started_at > usual_since
+        is_usual = usual is not None and usual > usual_since
         keys = throttle_keys(login, address) + ([] if is_usual else [_login_key(login)])
         retry = 0
         for key, limit in keys:
@@ -94,32 +70,17 @@ async def reserve_attempt(*, login: str, address: str) -> list[str]:
     return [k for k, _ in keys]
 
 
-async def _forgive(*, own: AsyncSession, login: str, address: str, keys: list[str]) -> None:
+async def _forgive(*, own: Session, login: str, address: str, keys: list[str]) -> None:
     """A success gives back its own reservation (failures stay counted for their window: forgiving them would
     let guesses that run alongside a success be evaluated beyond the limit), and the address becomes one this
     login usually comes from."""
-    now = utcnow()
-    for key in keys:
-        await own.execute(
-            update(LoginThrottle)
-            .where(LoginThrottle.key == key, LoginThrottle.failures > 0)
-            .values(failures=LoginThrottle.failures - 1)
-        )
-    usual = _usual_key(login, address)
-    await own.execute(
-        _upsert(own)(LoginThrottle)
-        .values(key=usual, failures=0, window_started_at=now)
-        .on_conflict_do_update(
-            index_elements=[LoginThrottle.key], set_={"window_started_at": literal(now, UTCDateTime)}
-        )
-    )
+    await logins.give_back(own, keys)
+    await logins.touch(own, _usual_key(login, address), utcnow())
 
 
-async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, secret: str) -> Account | None:
+async def authenticate(*, session: Session, kind: AccountKind, login: str, secret: str) -> Account | None:
     """The enabled account these credentials belong to, or None (same cost either way, off the event loop)."""
-    account = (await session.execute(select(Account).where(Account.login == login))).scalar_one_or_none()
-    if account is not None:
-        session.expunge(account)
+    account = await accounts.by_login_detached(session, login)
     # No transaction is held while Argon2 runs (on SQLite it would hold the write lock); what follows uses
     # transactions of its own.
     await session.rollback()
@@ -129,9 +90,7 @@ async def authenticate(*, session: AsyncSession, kind: AccountKind, login: str, 
     return account
 
 
-async def login(
-    *, session: AsyncSession, kind: AccountKind, login: str | None, secret: str | None, address: str
-) -> Account:
+async def login(*, session: Session, kind: AccountKind, login: str | None, secret: str | None, address: str) -> Account:
     """Reserve the attempt, check the credentials, give the reservation back on success; at most
     `login_max_tokens_per_account` tokens per account per window."""
     if not login or not secret:
@@ -164,7 +123,7 @@ def token_for(account: Account) -> tuple[str, int]:
     )
 
 
-async def principal_from_claims(*, session: AsyncSession, claims: TokenClaims) -> Principal:
+async def principal_from_claims(*, session: Session, claims: TokenClaims) -> Principal:
     """The caller behind verified claims: the account must still exist, be enabled and match the token."""
     row = await accounts.enabled_caller(session, claims.sub)
     if row is None:

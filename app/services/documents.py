@@ -15,7 +15,6 @@ import filetype
 from jose import jwk as jose_jwk
 from jose import jws
 from pathvalidate import sanitize_filename
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import (
     AppError,
@@ -28,6 +27,7 @@ from app.errors import (
     UnsupportedMediaType,
 )
 from app.infra.config import settings
+from app.infra.db import Session
 from app.infra.security import RECEIPT_TYP, sign_jws
 from app.infra.storage import FileBlobStore, StorageFull, TooLarge
 from app.models.account import Account, Role
@@ -163,7 +163,7 @@ async def upload_fingerprint(f: BinaryIO) -> bytes:
     return sha256.encode()
 
 
-async def _attester(*, session: AsyncSession, principal: Principal, login: str | None) -> Account:
+async def _attester(*, session: Session, principal: Principal, login: str | None) -> Account:
     """The officer who answers for the document: the named one, or the uploading officer."""
     if login is None:
         if principal.token_use == "staff" and principal.has_role(Role.officer):
@@ -186,7 +186,7 @@ async def _attester(*, session: AsyncSession, principal: Principal, login: str |
     return account
 
 
-async def _check_signature(*, session: AsyncSession, principal: Principal, token: str, sha256: str) -> str:
+async def _check_signature(*, session: Session, principal: Principal, token: str, sha256: str) -> str:
     """A detached JWS over the document's SHA-256 (hex), by a key of the supplying committee; returns the kid."""
     try:
         header = jws.get_unverified_header(token)
@@ -230,7 +230,7 @@ def _receipt(doc: Document, principal: Principal) -> str:
     return sign_jws(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), typ=RECEIPT_TYP)
 
 
-async def _store(*, session: AsyncSession, principal: Principal, upload: Upload, previous: Document | None) -> Document:
+async def _store(*, session: Session, principal: Principal, upload: Upload, previous: Document | None) -> Document:
     attester = await _attester(session=session, principal=principal, login=upload.attested_by)
     try:
         sha256, size, head = await asyncio.to_thread(_hash_file, upload.file, settings.max_document_bytes)
@@ -292,12 +292,12 @@ async def _store(*, session: AsyncSession, principal: Principal, upload: Upload,
     return doc
 
 
-async def upload(*, session: AsyncSession, principal: Principal, data: Upload) -> Document:
+async def upload(*, session: Session, principal: Principal, data: Upload) -> Document:
     """Store a new document with its provenance, fixed at upload."""
     return await _store(session=session, principal=principal, upload=data, previous=None)
 
 
-async def get_visible(*, session: AsyncSession, principal: Principal, document_id: uuid.UUID) -> Document:
+async def get_visible(*, session: Session, principal: Principal, document_id: uuid.UUID) -> Document:
     """A document the caller supplied or received with a notice, or 404."""
     doc = await rows.get_visible(session, org=principal.org_code, document_id=document_id)
     if doc is None:
@@ -305,11 +305,11 @@ async def get_visible(*, session: AsyncSession, principal: Principal, document_i
     return doc
 
 
-async def superseded_by(*, session: AsyncSession, document_id: uuid.UUID) -> uuid.UUID | None:
+async def superseded_by(*, session: Session, document_id: uuid.UUID) -> uuid.UUID | None:
     return await rows.superseded_by(session, document_id)
 
 
-async def versions(*, session: AsyncSession, principal: Principal, doc: Document) -> list[Document]:
+async def versions(*, session: Session, principal: Principal, doc: Document) -> list[Document]:
     """The versions of a document the caller may see, oldest first."""
     return await rows.versions(session, org=principal.org_code, root_id=doc.root_id)
 
@@ -324,7 +324,7 @@ async def open_verified(*, doc: Document) -> BinaryIO:
 
 
 async def correct(
-    *, session: AsyncSession, principal: Principal, document_id: uuid.UUID, data: Upload
+    *, session: Session, principal: Principal, document_id: uuid.UUID, data: Upload
 ) -> tuple[Document, list[Notice]]:
     """A corrected version by the supplier; everyone who received the old one gets a notice.corrected."""
     old = await get_visible(session=session, principal=principal, document_id=document_id)
@@ -342,7 +342,7 @@ async def correct(
 # ---- supplier keys ----------------------------------------------------------------------------------------
 
 
-async def register_key(*, session: AsyncSession, principal: Principal, key: dict[str, Any]) -> SupplierKey:
+async def register_key(*, session: Session, principal: Principal, key: dict[str, Any]) -> SupplierKey:
     """Register a committee's ES256 public key for signing documents (its own admin only)."""
     if key.get("kty") != "EC" or key.get("crv") != "P-256" or "d" in key or not key.get("x") or not key.get("y"):
         raise Unprocessable("Khóa phải là JWK công khai EC P-256 (ES256), không chứa khóa bí mật.", code="invalid_key")
@@ -367,11 +367,11 @@ async def register_key(*, session: AsyncSession, principal: Principal, key: dict
     return row
 
 
-async def list_keys(*, session: AsyncSession, principal: Principal) -> list[SupplierKey]:
+async def list_keys(*, session: Session, principal: Principal) -> list[SupplierKey]:
     return await rows.keys_of(session, principal.org_code)
 
 
-async def revoke_key(*, session: AsyncSession, principal: Principal, kid: str) -> SupplierKey:
+async def revoke_key(*, session: Session, principal: Principal, kid: str) -> SupplierKey:
     key = await rows.supplier_key(session, org=principal.org_code, kid=kid)
     if key is None:
         raise NotFound("Không tìm thấy khóa.", code="key_not_found")

@@ -12,12 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jose import jwk
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound, Unprocessable
 from app.infra.clock import today
 from app.infra.config import settings
-from app.infra.db import db
+from app.infra.db import Session, db
 from app.infra.loops import repeat
 from app.infra.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
 from app.models.base import utcnow
@@ -26,6 +25,7 @@ from app.models.member import ResidenceStatus
 from app.models.notice import NoticeKind, NoticeStatus
 from app.principal import Principal
 from app.repositories import feedback as repo
+from app.repositories import notices as notice_rows
 from app.schemas.feedback import (
     Counts,
     DistrictProgress,
@@ -36,7 +36,6 @@ from app.schemas.feedback import (
 )
 from app.services import notices, policy, webhooks
 from app.services.organizations import KHOI_CODE
-from app.services.sequencer import PENDING
 from app.services.signed import signed_content
 
 log = logging.getLogger("app.feedback")
@@ -59,9 +58,7 @@ def _scope_key(units: list[str]) -> str:
     return ",".join(sorted(set(units))) or "*"
 
 
-async def start(
-    *, session: AsyncSession, principal: Principal, data: FeedbackRoundCreate
-) -> tuple[FeedbackRound, bool]:
+async def start(*, session: Session, principal: Principal, data: FeedbackRoundCreate) -> tuple[FeedbackRound, bool]:
     """Open the year's round (or find it again); returns (round, created). Requests are made by `run`."""
     policy.require_khoi(principal, "Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.")
     if data.deadline < today():
@@ -232,7 +229,7 @@ async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
     if not items:
         return
     async with db.sessions() as session:
-        session.info[PENDING] = True  # the sequencer numbers these notices once they commit
+        notice_rows.mark_inserted(session)  # the sequencer numbers these notices once they commit
         await repo.write_batch(session, round_id, rows, items=items)
         await session.commit()
 
@@ -240,14 +237,14 @@ async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
 # ---- progress -----------------------------------------------------------------------------------------------
 
 
-async def get_round(*, session: AsyncSession, round_id: uuid.UUID) -> FeedbackRound:
+async def get_round(*, session: Session, round_id: uuid.UUID) -> FeedbackRound:
     rnd = await repo.get(session, round_id)
     if rnd is None:
         raise NotFound("Không tìm thấy đợt xin ý kiến.", code="round_not_found")
     return rnd
 
 
-async def progress(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> FeedbackRoundPublic:
+async def progress(*, session: Session, principal: Principal, round_id: uuid.UUID) -> FeedbackRoundPublic:
     """Counts per district and per grassroots unit; a district sees only its own part."""
     rnd = await get_round(session=session, round_id=round_id)
     district = None if principal.is_khoi else principal.org_code
@@ -268,7 +265,7 @@ async def progress(*, session: AsyncSession, principal: Principal, round_id: uui
 # ---- reminders ----------------------------------------------------------------------------------------------
 
 
-async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = None, limit: int = 2000) -> int:
+async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None, limit: int = 2000) -> int:
     """A reminder to the district for each overdue request not reminded within the interval; returns how many."""
     now = utcnow()
     since = now - timedelta(seconds=settings.reminder_interval_seconds)
@@ -294,7 +291,7 @@ async def send_reminders(*, session: AsyncSession, round_id: uuid.UUID | None = 
     return len(rows)
 
 
-async def remind(*, session: AsyncSession, principal: Principal, round_id: uuid.UUID) -> int:
+async def remind(*, session: Session, principal: Principal, round_id: uuid.UUID) -> int:
     """Remind now (Khối only); still at most once per interval per request."""
     policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi nhắc nhở.")
     await get_round(session=session, round_id=round_id)

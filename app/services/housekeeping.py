@@ -20,18 +20,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.infra.config import settings
-from app.infra.db import db
+from app.infra.db import Session, db
 from app.infra.loops import repeat
 from app.metrics import HOUSEKEEPING_DURATION, HOUSEKEEPING_LAST_SUCCESS, HOUSEKEEPING_REMOVED, HOUSEKEEPING_RUNS
-from app.models.account import LoginThrottle
 from app.models.audit import Outcome
 from app.models.base import utcnow
-from app.models.idempotency import IdempotencyRecord
-from app.models.subscription import Delivery, DeliveryAttempt
+from app.repositories import idempotency, locks, logins, webhooks
 from app.services import audit
 
 log = logging.getLogger("app.housekeeping")
@@ -58,69 +53,22 @@ async def _exclusive() -> AsyncIterator[bool]:
         return
     _running = True
     try:
-        if db.engine.dialect.name != "postgresql":
-            yield True
-            return
-        async with db.engine.connect() as conn:
-            got = bool(await conn.scalar(select(func.pg_try_advisory_lock(_LOCK))))
-            await conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    await conn.scalar(select(func.pg_advisory_unlock(_LOCK)))
-                    await conn.commit()
+        async with locks.held_while_running(_LOCK) as got:
+            yield got
     finally:
         _running = False
 
 
-async def purge_batch(*, session: AsyncSession, now: datetime, batch: int) -> dict[str, int]:
+async def purge_batch(*, session: Session, now: datetime, batch: int) -> dict[str, int]:
     """Delete up to `batch` expired rows of each kind in the session's transaction; the counts per table."""
     counts = dict.fromkeys(TABLES, 0)
-
-    expired_keys = (
-        select(IdempotencyRecord.account_id, IdempotencyRecord.key)
-        .where(IdempotencyRecord.expires_at < now)
-        .limit(batch)
-    )
-    result = await session.execute(
-        delete(IdempotencyRecord).where(
-            tuple_(IdempotencyRecord.account_id, IdempotencyRecord.key).in_(expired_keys),
-            IdempotencyRecord.expires_at < now,
-        )
-    )
-    counts["idempotency_keys"] = result.rowcount
-
-    # A delivery's last activity: the worker moves next_attempt_at past each attempt (its lease), a success sets
-    # delivered_at. Locked, so a redelivery asked for meanwhile waits and then finds nothing removed.
+    counts["idempotency_keys"] = await idempotency.purge_expired(session, now=now, batch=batch)
     cutoff = now - timedelta(days=settings.delivery_retention_days)
-    finished = list(
-        (
-            await session.execute(
-                select(Delivery.id)
-                .where(
-                    Delivery.status.in_(FINISHED),
-                    Delivery.next_attempt_at < cutoff,
-                    or_(Delivery.delivered_at.is_(None), Delivery.delivered_at < cutoff),
-                    ~exists().where(DeliveryAttempt.delivery_id == Delivery.id, DeliveryAttempt.at >= cutoff),
-                )
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).scalars()
+    counts["delivery_attempts"], counts["deliveries"] = await webhooks.purge_finished(
+        session, statuses=FINISHED, cutoff=cutoff, batch=batch
     )
-    if finished:
-        result = await session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(finished)))
-        counts["delivery_attempts"] = result.rowcount
-        result = await session.execute(delete(Delivery).where(Delivery.id.in_(finished)))
-        counts["deliveries"] = result.rowcount
-
     window_ended = now - timedelta(seconds=settings.login_window_seconds)
-    stale = select(LoginThrottle.key).where(LoginThrottle.window_started_at < window_ended).limit(batch)
-    result = await session.execute(
-        delete(LoginThrottle).where(LoginThrottle.key.in_(stale), LoginThrottle.window_started_at < window_ended)
-    )
-    counts["login_throttle"] = result.rowcount
+    counts["login_throttle"] = await logins.purge_ended(session, window_ended=window_ended, batch=batch)
     return counts
 
 

@@ -1,9 +1,8 @@
 """Members: the Khối keeps the records; each side reads its scope; residence moves notify both districts."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.errors import NotFound, Unprocessable
 from app.infra.clock import today
+from app.infra.db import Session
 from app.models.base import utcnow
 from app.models.member import Member
 from app.principal import Principal
@@ -34,7 +33,7 @@ def _not_found() -> NotFound:
     return NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
 
 
-async def get_member(*, session: AsyncSession, principal: Principal, card_no: str) -> Member:
+async def get_member(*, session: Session, principal: Principal, card_no: str) -> Member:
     """A member in the caller's scope, or 404 (another committee's members do not exist for the caller)."""
     member = await rows.get_visible(session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no)
     if member is None:
@@ -43,7 +42,7 @@ async def get_member(*, session: AsyncSession, principal: Principal, card_no: st
 
 
 async def upsert_member(
-    *, session: AsyncSession, principal: Principal, card_no: str, data: MemberUpsert
+    *, session: Session, principal: Principal, card_no: str, data: MemberUpsert
 ) -> tuple[Member, bool]:
     """Create or update a member (Khối only); returns (member, created). A move notifies both districts."""
     policy.require_khoi(principal, "Chỉ Đảng ủy Khối cập nhật hồ sơ đảng viên.")
@@ -81,7 +80,7 @@ async def upsert_member(
 
 async def search_members(
     *,
-    session: AsyncSession,
+    session: Session,
     principal: Principal,
     q: str | None,
     card_no: str | None,

@@ -7,10 +7,10 @@ from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from app.infra.clock import today
+from app.infra.db import Session
 from app.infra.security import NOTICE_TYP, RECEIPT_TYP, sign_jws
 from app.models.base import utcnow
 from app.models.document import Document
@@ -37,7 +37,7 @@ from app.schemas.notice import (
 )
 from app.services import policy, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
-from app.services.sequencer import PENDING, sequencer
+from app.services.sequencer import sequencer
 from app.services.signed import content_of, signed_content
 
 K = NoticeKind
@@ -106,7 +106,7 @@ def to_public(n: Notice | NoticeRow, docs: list[Document] = ()) -> NoticePublic:
     )  # fmt: skip
 
 
-async def present(*, session: AsyncSession, notices: list[Notice | NoticeRow]) -> list[NoticePublic]:
+async def present(*, session: Session, notices: list[Notice | NoticeRow]) -> list[NoticePublic]:
     """Notices as the API shows them, with their documents loaded in one query (none when a prepared read already
     knows that no notice here carries any)."""
     carrying = [n.id for n in notices if getattr(n, "has_documents", True)]
@@ -131,7 +131,7 @@ def _check_dates(payload: BaseModel) -> None:
 
 async def _insert(
     *,
-    session: AsyncSession,
+    session: Session,
     principal: Principal,
     kind: NoticeKind,
     recipient: str,
@@ -153,7 +153,7 @@ async def _insert(
     # Signed once, here, so that pulls stay cheap.
     notice.signature = sign_jws(signed_content(content_of(notice), list(docs)), typ=NOTICE_TYP)
     await rows.insert_notice(session, notice, [d.id for d in docs])
-    session.info[PENDING] = True  # wake the sequencer once this commits
+    rows.mark_inserted(session)  # wake the sequencer once this commits
     await webhooks.enqueue(session=session, notice=notice)
     await session.flush()
     return notice
@@ -161,7 +161,7 @@ async def _insert(
 
 async def insert_service_notice(
     *,
-    session: AsyncSession,
+    session: Session,
     sender: Principal,
     kind: NoticeKind,
     recipient: str,
@@ -181,7 +181,7 @@ async def insert_service_notice(
     )
 
 
-async def push(*, session: AsyncSession, principal: Principal, data: NoticeCreate) -> tuple[Notice, list[Document]]:
+async def push(*, session: Session, principal: Principal, data: NoticeCreate) -> tuple[Notice, list[Document]]:
     """Push a notice from the caller's committee about a member in both sides' scope."""
     kind = K(data.kind)  # reply-only kinds never get here: the request schema does not offer them
     if kind in KHOI_ONLY:
@@ -216,7 +216,7 @@ def _member_not_found() -> NotFound:
     return NotFound("Không tìm thấy đảng viên trong phạm vi của tổ chức.", code="member_not_found")
 
 
-async def _member_in_scope(*, session: AsyncSession, principal: Principal, card_no: str) -> MemberScope:
+async def _member_in_scope(*, session: Session, principal: Principal, card_no: str) -> MemberScope:
     """The member's card number and district, if in the caller's scope; otherwise 404."""
     found = await member_rows.scope_of(session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no)
     if found is None:
@@ -224,7 +224,7 @@ async def _member_in_scope(*, session: AsyncSession, principal: Principal, card_
     return found
 
 
-async def _require_in_area(*, session: AsyncSession, principal: Principal, card_no: str) -> None:
+async def _require_in_area(*, session: Session, principal: Principal, card_no: str) -> None:
     """A district writes only about members living in its area, also in threads it took part in before the member
     moved away (422 `member_not_in_area`); the Khối writes about all of its members."""
     if principal.is_khoi:
@@ -236,7 +236,7 @@ async def _require_in_area(*, session: AsyncSession, principal: Principal, card_
         )
 
 
-async def _own_documents(*, session: AsyncSession, principal: Principal, ids: list[uuid.UUID]) -> list[Document]:
+async def _own_documents(*, session: Session, principal: Principal, ids: list[uuid.UUID]) -> list[Document]:
     """Documents the caller's committee supplied, to attach to a notice; any other id is a 404."""
     if not ids:
         return []
@@ -247,7 +247,7 @@ async def _own_documents(*, session: AsyncSession, principal: Principal, ids: li
     return sorted(docs, key=lambda d: unique.index(d.id))
 
 
-async def _check_move(*, session: AsyncSession, member: MemberScope, fields: ResidenceChangedFields) -> None:
+async def _check_move(*, session: Session, member: MemberScope, fields: ResidenceChangedFields) -> None:
     district = member.residence_org
     if fields.from_org != district:
         raise Unprocessable(
@@ -260,7 +260,7 @@ async def _check_move(*, session: AsyncSession, member: MemberScope, fields: Res
 
 async def _correct(
     *,
-    session: AsyncSession,
+    session: Session,
     principal: Principal,
     data: NoticeCorrectedNotice,
     member: MemberScope,
@@ -306,7 +306,7 @@ async def _correct(
 
 
 async def notify_residence_change(
-    *, session: AsyncSession, principal: Principal, member: Member, from_org: str
+    *, session: Session, principal: Principal, member: Member, from_org: str
 ) -> list[Notice]:
     """The Khối moved a member: the old and the new district each get a residence-change notice; only the new
     one learns the new ward and address (the old district no longer has the member in its area)."""
@@ -326,7 +326,7 @@ async def notify_residence_change(
 
 
 async def announce_document_correction(
-    *, session: AsyncSession, principal: Principal, old: Document, new: Document, reason: str
+    *, session: Session, principal: Principal, old: Document, new: Document, reason: str
 ) -> list[Notice]:
     """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient,
     unless the recipient is a district the member has since moved away from."""
@@ -359,7 +359,7 @@ async def announce_document_correction(
 
 
 async def get_visible(
-    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, for_update: bool = False
+    *, session: Session, principal: Principal, notice_id: uuid.UUID, for_update: bool = False
 ) -> NoticeRow:
     """A notice the caller sent or received, or 404: others' notices do not exist for the caller."""
     row = await rows.get_visible(session, org=principal.org_code, notice_id=notice_id, for_update=for_update)
@@ -369,7 +369,7 @@ async def get_visible(
 
 
 async def get_notice(
-    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID
+    *, session: Session, principal: Principal, notice_id: uuid.UUID
 ) -> tuple[NoticeRow, list[NoticeRow]]:
     """One notice and its thread as the caller may see them; reading it as recipient counts as delivery."""
     thread = await rows.thread(session, org=principal.org_code, notice_id=notice_id)
@@ -382,7 +382,7 @@ async def get_notice(
 
 async def _pull(
     *,
-    session: AsyncSession,
+    session: Session,
     principal: Principal,
     box: str,
     filters: PullFilter,
@@ -396,7 +396,7 @@ async def _pull(
     )
 
 
-async def _position_after(session: AsyncSession, after: tuple[int, ...] | None) -> int | None:
+async def _position_after(session: Session, after: tuple[int, ...] | None) -> int | None:
     """The position a cursor stands at. A cursor is `(position,)`; one handed out before positions existed is
     `(tx, seq)` of the last notice returned, and the migration numbered notices in exactly that order, so that
     notice's position continues it. A cursor naming no notice is refused: pull from the start."""
@@ -412,7 +412,7 @@ async def _position_after(session: AsyncSession, after: tuple[int, ...] | None) 
 
 
 async def inbox(
-    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
+    *, session: Session, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
 ) -> list[tuple[NoticeRow, tuple[int]]]:
     """Notices addressed to the caller's committee, in position order, from the cursor on; records first delivery."""
     found = await _pull(session=session, principal=principal, box="inbox", filters=filters, after=after, limit=limit)
@@ -422,14 +422,14 @@ async def inbox(
 
 
 async def outbox(
-    *, session: AsyncSession, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
+    *, session: Session, principal: Principal, filters: PullFilter, after: tuple[int, ...] | None, limit: int
 ) -> list[tuple[NoticeRow, tuple[int]]]:
     """Notices the caller's committee sent, in position order, from the cursor on."""
     found = await _pull(session=session, principal=principal, box="outbox", filters=filters, after=after, limit=limit)
     return [(n, (n.position,)) for n in found]
 
 
-async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> NoticeRow:
+async def acknowledge(*, session: Session, principal: Principal, notice_id: uuid.UUID) -> NoticeRow:
     """The recipient confirms receipt; acknowledging again changes nothing."""
     notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
     if notice.recipient_org != principal.org_code:
@@ -440,7 +440,7 @@ async def acknowledge(*, session: AsyncSession, principal: Principal, notice_id:
 
 
 async def reply(
-    *, session: AsyncSession, principal: Principal, notice_id: uuid.UUID, data: ReplyCreate
+    *, session: Session, principal: Principal, notice_id: uuid.UUID, data: ReplyCreate
 ) -> tuple[Notice, list[Document]]:
     """The recipient answers in the same thread; an answer marks the earlier notice answered."""
     parent = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
@@ -486,7 +486,7 @@ async def reply(
 
 
 async def _record_acceptance(
-    *, session: AsyncSession, principal: Principal, card_no: str, data: MemberAcceptedReply | MemberNotAcceptedReply
+    *, session: Session, principal: Principal, card_no: str, data: MemberAcceptedReply | MemberNotAcceptedReply
 ) -> None:
     """The district's answer to an introduction or a move becomes the member's residence status."""
     member = await member_rows.get_visible(

@@ -4,10 +4,9 @@ import json
 from datetime import date
 from importlib import resources
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.errors import NotFound
 from app.infra.clock import today
+from app.infra.db import Session
 from app.models.base import utcnow
 from app.models.organization import Organization
 from app.repositories import organizations as rows
@@ -22,7 +21,7 @@ def registry_data() -> list[dict]:
     return json.loads(text)["organizations"]
 
 
-async def load_registry(*, session: AsyncSession, entries: list[dict] | None = None) -> int:
+async def load_registry(*, session: Session, entries: list[dict] | None = None) -> int:
     """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
     entries = registry_data() if entries is None else entries
     existing = await rows.by_code(session)
@@ -31,7 +30,7 @@ async def load_registry(*, session: AsyncSession, entries: list[dict] | None = N
         org = existing.get(entry["code"])
         if org is None:
             org = Organization(code=entry["code"], kind=entry["kind"], name=entry["name"])
-            session.add(org)
+            rows.add(session, org)
         for f in fields:
             if f in entry:
                 setattr(org, f, entry[f])
@@ -47,13 +46,13 @@ def to_public(org: Organization) -> OrganizationPublic:
     return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(today()))
 
 
-async def list_organizations(*, session: AsyncSession, kind: str | None, active_only: bool) -> list[Organization]:
+async def list_organizations(*, session: Session, kind: str | None, active_only: bool) -> list[Organization]:
     """The registry, Khối first, then districts by code."""
     orgs = await rows.listed(session, kind=kind)
     return [o for o in orgs if o.is_active(today())] if active_only else orgs
 
 
-async def get_organization(*, session: AsyncSession, code: str) -> Organization:
+async def get_organization(*, session: Session, code: str) -> Organization:
     """One committee, or 404."""
     org = await rows.get(session, code)
     if org is None:

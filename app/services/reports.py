@@ -5,9 +5,9 @@ import io
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.infra.clock import today
+from app.infra.db import Session
 from app.models.base import utcnow
 from app.models.notice import NoticeKind
 from app.principal import Principal
@@ -54,7 +54,7 @@ class OpenItem(BaseModel):
     age_days: int
 
 
-async def reconciliation(*, session: AsyncSession, principal: Principal, days: int, limit: int) -> list[OpenItem]:
+async def reconciliation(*, session: Session, principal: Principal, days: int, limit: int) -> list[OpenItem]:
     """Open items: introductions not accepted after `days`, comment requests unanswered, moves not acknowledged by
     the new district, and notices delivered but not acknowledged."""
     now = utcnow()

@@ -10,7 +10,8 @@ never skips a notice that becomes visible later, and never repeats one.
 
 Who runs it, so that a notice is pullable a few milliseconds after its push answered 201:
 - each service process runs one in the background (`run`), woken right after a transaction that inserted notices
-  commits in that process (a SQLAlchemy `after_commit` hook), and every `sequencer_interval_seconds` for notices
+  commits in that process (`notices.on_inserted_commit` in app/repositories/notices.py, a SQLAlchemy
+  `after_commit` hook), and every `sequencer_interval_seconds` for notices
   written by other means (a process that died between its commit and its wake-up, a restore);
 - a pull sequences inline, in its own transaction (whose commit publishes the positions), when this process has
   committed notices the background sequencer has not numbered yet (in tests, where no background task runs; in
@@ -23,46 +24,23 @@ positions (they are plain column values).
 import asyncio
 import logging
 
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
-
 from app.infra.config import settings
+from app.infra.db import Session, SessionFactory
+from app.repositories import locks
+from app.repositories import notices as rows
 
 log = logging.getLogger("app.sequencer")
 
 _LOCK = 0x4D58_5345_5155_454E  # advisory lock id ("MXSEQUEN"): one sequencer at a time in this database
 BATCH = 1000
-PENDING = "mx_notices_pending"  # session.info key: this transaction inserted notices
-
-# The notices without a position, oldest first, numbered after the highest position. Rows a concurrent
-# transaction has locked (an acknowledgement of a fresh notice) are skipped and numbered in the next round.
-_POSTGRES = text(
-    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
-    "batch AS (SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit FOR UPDATE SKIP LOCKED), "
-    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM batch) "
-    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
-)
-_SQLITE = text(
-    "WITH head AS (SELECT coalesce(max(position), 0) AS top FROM notices), "
-    "numbered AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM "
-    "(SELECT seq FROM notices WHERE position IS NULL ORDER BY seq LIMIT :limit)) "
-    "UPDATE notices SET position = head.top + numbered.n FROM head, numbered WHERE notices.seq = numbered.seq"
-)
 
 
-async def sequence(session: AsyncSession, *, wait: bool = True, batch: int = BATCH) -> int | None:
+async def sequence(session: Session, *, wait: bool = True, batch: int = BATCH) -> int | None:
     """Number one batch in the session's transaction (the caller commits); None when another sequencer holds the
     lock and `wait` is false."""
-    if session.bind.dialect.name == "postgresql":
-        if wait:
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-        elif not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK}):
-            return None
-        result = await session.execute(_POSTGRES, {"limit": batch})
-    else:
-        result = await session.execute(_SQLITE, {"limit": batch})
-    return result.rowcount
+    if not await locks.for_transaction(session, _LOCK, wait=wait):
+        return None
+    return await rows.number_unpositioned(session, batch=batch)
 
 
 class Sequencer:
@@ -78,7 +56,7 @@ class Sequencer:
         if self._wake is not None:
             self._wake.set()
 
-    async def catch_up(self, session: AsyncSession) -> None:
+    async def catch_up(self, session: Session) -> None:
         """Before a pull, in its transaction: number what this process committed, if the background sequencer has
         not yet. Never waits for another sequencer (it is numbering right now; the pull sees that a moment later)."""
         if not self.pending:
@@ -92,7 +70,7 @@ class Sequencer:
         if numbered is None or numbered == BATCH:
             self.pending = True  # busy elsewhere, or more to do: the background sequencer (or the next pull) goes on
 
-    async def run_once(self, sessions: async_sessionmaker) -> int:
+    async def run_once(self, sessions: SessionFactory) -> int:
         total = 0
         while True:
             async with sessions() as session:
@@ -102,7 +80,7 @@ class Sequencer:
             if (numbered or 0) < BATCH:
                 return total
 
-    async def run(self, *, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+    async def run(self, *, sessions: SessionFactory, stop: asyncio.Event) -> None:
         """Background loop: number new notices as soon as this process commits some, and now and then anyway."""
         self._wake = wake = asyncio.Event()
         try:
@@ -133,12 +111,4 @@ class Sequencer:
 sequencer = Sequencer()
 
 
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.info.pop(PENDING, False):
-        sequencer.notify()
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(PENDING, None)
+rows.on_inserted_commit(sequencer.notify)

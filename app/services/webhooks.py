@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from app.errors import NotFound, Unprocessable
 from app.infra.config import settings
+from app.infra.db import Session, SessionFactory
 from app.infra.loops import repeat
 from app.models.base import utcnow
 from app.models.notice import Notice
@@ -136,7 +136,7 @@ def pinned_request(client: httpx.AsyncClient, url: httpx.URL, address: str, **kw
 # ---- subscriptions ----------------------------------------------------------------------------------------
 
 
-async def create(*, session: AsyncSession, principal: Principal, data: SubscriptionCreate) -> tuple[Subscription, str]:
+async def create(*, session: Session, principal: Principal, data: SubscriptionCreate) -> tuple[Subscription, str]:
     """Subscribe the caller's committee; returns the subscription and its secret (shown once)."""
     url = normalise_url(data.url)
     await resolve_allowed(url)
@@ -152,7 +152,7 @@ async def create(*, session: AsyncSession, principal: Principal, data: Subscript
     return sub, secret
 
 
-async def get_own(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
+async def get_own(*, session: Session, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """The caller's committee's subscription, or 404."""
     sub = await repo.get_own(session, org=principal.org_code, subscription_id=subscription_id)
     if sub is None:
@@ -160,11 +160,11 @@ async def get_own(*, session: AsyncSession, principal: Principal, subscription_i
     return sub
 
 
-async def list_own(*, session: AsyncSession, principal: Principal) -> list[Subscription]:
+async def list_own(*, session: Session, principal: Principal) -> list[Subscription]:
     return await repo.own(session, principal.org_code)
 
 
-async def delete(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
+async def delete(*, session: Session, principal: Principal, subscription_id: uuid.UUID) -> Subscription:
     """Stop delivering; what was pending is cancelled, the history stays."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
     sub.deleted_at, sub.active = utcnow(), False
@@ -173,7 +173,7 @@ async def delete(*, session: AsyncSession, principal: Principal, subscription_id
     return sub
 
 
-async def rotate_secret(*, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID) -> str:
+async def rotate_secret(*, session: Session, principal: Principal, subscription_id: uuid.UUID) -> str:
     """A new secret; the old one keeps signing alongside it for the grace period."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
     secret = _new_secret()
@@ -187,9 +187,7 @@ async def rotate_secret(*, session: AsyncSession, principal: Principal, subscrip
 Wanted = repo.Wanted
 
 
-async def subscriptions_by_org(
-    *, session: AsyncSession, org_codes: set[str] | None = None
-) -> dict[str, list[Subscription]]:
+async def subscriptions_by_org(*, session: Session, org_codes: set[str] | None = None) -> dict[str, list[Subscription]]:
     """Active subscriptions, by committee (for creating deliveries in bulk)."""
     return await repo.active_by_org(session, org_codes)
 
@@ -225,7 +223,7 @@ def delivery_rows(
     return rows
 
 
-async def enqueue(*, session: AsyncSession, notice: Notice | NoticeRow) -> None:
+async def enqueue(*, session: Session, notice: Notice | NoticeRow) -> None:
     """In the notice's own transaction: one delivery per matching subscription of the recipient."""
     subs = await repo.wanted_by(session, notice.recipient_org)
     if subs:
@@ -234,7 +232,7 @@ async def enqueue(*, session: AsyncSession, notice: Notice | NoticeRow) -> None:
 
 
 async def deliveries(
-    *, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, after: datetime | None, limit: int
+    *, session: Session, principal: Principal, subscription_id: uuid.UUID, after: datetime | None, limit: int
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
     """The subscription's deliveries, newest first, each with every attempt."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
@@ -242,7 +240,7 @@ async def deliveries(
 
 
 async def redeliver(
-    *, session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, delivery_id: uuid.UUID
+    *, session: Session, principal: Principal, subscription_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> Delivery:
     """Send a delivery again, now (its history is kept)."""
     sub = await get_own(session=session, principal=principal, subscription_id=subscription_id)
@@ -334,7 +332,7 @@ def _next_attempt(attempt: int, retry_after: timedelta | None) -> datetime | Non
     return utcnow() + wait
 
 
-async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient, batch: int = 20) -> int:
+async def deliver_due(*, sessions: SessionFactory, client: httpx.AsyncClient, batch: int = 20) -> int:
     """Lease due deliveries, send them concurrently, record the outcomes; returns how many were sent."""
     lease = timedelta(seconds=settings.webhook_timeout_seconds + 15)
     async with sessions() as session:
@@ -355,7 +353,7 @@ async def deliver_due(*, sessions: async_sessionmaker, client: httpx.AsyncClient
     return len(due)
 
 
-async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome: dict) -> None:
+async def _record(session: Session, d: Delivery, sub: Subscription, outcome: dict) -> None:
     delivery = await repo.delivery(session, d.id)
     delivery.attempts += 1
     repo.add_attempt(
@@ -385,7 +383,7 @@ async def _record(session: AsyncSession, d: Delivery, sub: Subscription, outcome
             delivery.next_attempt_at = following
 
 
-async def run_worker(*, sessions: async_sessionmaker, stop: asyncio.Event) -> None:
+async def run_worker(*, sessions: SessionFactory, stop: asyncio.Event) -> None:
     """Background loop of a service process: deliver what is due, at once again while there was work."""
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
