@@ -66,6 +66,7 @@ async def ensure_demo_accounts(*, session: AsyncSession) -> int:
 
 # Demo members, one or more per demo district; the README's walkthrough uses 01234567 (Ba Đình). Marked as demo
 # data in the name and the workplace unit, so nobody takes them for real people.
+DEMO_WORKPLACE = "khoi-cqtp"  # the demo members work in city agencies
 DEMO_UNIT_CODE = "demo-don-vi-mau"
 DEMO_UNIT_NAME = "DEMO — Đơn vị mẫu (dữ liệu thử, không phải thật)"
 # card, name, district, ward, address, status
@@ -107,6 +108,7 @@ async def ensure_demo_members(*, session: AsyncSession) -> int:
         session.add(
             Member(
                 party_card_no=card,
+                workplace_org=DEMO_WORKPLACE,
                 full_name=name,
                 name_folded=fold(name),
                 birth_date=date(1985, 4, 12),

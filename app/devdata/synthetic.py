@@ -216,7 +216,9 @@ def _weighted(rng: random.Random, pairs):
 def make_members(count: int, *, start: int = 20_000_000, seed: int = 1) -> list[dict]:
     """`count` member rows (dicts for a bulk insert), deterministic for a seed."""
     rng = random.Random(seed)
-    districts = [(o["code"], o.get("unit", "quận")) for o in registry_data() if o["kind"] == "district"]
+    registry = [o for o in registry_data() if not o.get("valid_to")]
+    districts = [(o["code"], o.get("unit", "quận")) for o in registry if o.get("side") == "residence"]
+    workplace = next(o["code"] for o in registry if o.get("side") == "workplace")
     statuses = [
         (ResidenceStatus.accepted.value, 86),
         (ResidenceStatus.exempt.value, 4),
@@ -242,7 +244,8 @@ def make_members(count: int, *, start: int = 20_000_000, seed: int = 1) -> list[
         birth = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 365 * 42))
         rows.append({
             "party_card_no": str(start + i), "full_name": name, "name_folded": fold(name), "birth_date": birth,
-            "citizen_id": f"001{rng.randrange(10**8, 10**9)}", "workplace_unit_code": f"dv-{unit_index + 1:02d}",
+            "citizen_id": f"001{rng.randrange(10**8, 10**9)}", "workplace_org": workplace,
+            "workplace_unit_code": f"dv-{unit_index + 1:02d}",
             "workplace_unit_name": f"Đảng bộ {UNITS[unit_index]}", "residence_org": district,
             "residence_ward": ward, "ward_folded": fold(ward),
             "residence_address": f"Số {rng.randrange(1, 300)} {rng.choice(STREETS)}",

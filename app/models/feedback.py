@@ -12,9 +12,10 @@ from app.models.base import JSONType, ts_field
 
 class FeedbackRound(SQLModel, table=True):
     __tablename__ = "feedback_rounds"
-    __table_args__ = (sa.UniqueConstraint("year", "scope_key", name="uq_feedback_rounds_year"),)
+    __table_args__ = (sa.UniqueConstraint("org_code", "year", "scope_key", name="uq_feedback_rounds_year"),)
 
     id: uuid.UUID = sm.Field(default_factory=uuid.uuid4, primary_key=True)
+    org_code: str = sm.Field(foreign_key="organizations.code", max_length=64, description="the workplace committee")
     year: int
     deadline: date
     scope: list[str] = sm.Field(default_factory=list, sa_type=JSONType)

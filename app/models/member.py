@@ -35,6 +35,7 @@ class Member(SQLModel, table=True):
     name_folded: str = sm.Field(max_length=200, index=True)
     birth_date: date
     citizen_id: str | None = sm.Field(default=None, max_length=12)
+    workplace_org: str = sm.Field(foreign_key="organizations.code", max_length=64, index=True)
     workplace_unit_code: str = sm.Field(max_length=64, index=True)
     workplace_unit_name: str = sm.Field(max_length=255)
     residence_org: str = sm.Field(foreign_key="organizations.code", max_length=64, index=True)

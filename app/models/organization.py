@@ -15,9 +15,22 @@ class OrgKind(StrEnum):
     ward = "ward"
 
 
+class OrgSide(StrEnum):
+    """The two sides of the exchange. A committee with no side (a grassroots or ward committee kept for reference)
+    takes no part in it."""
+
+    workplace = "workplace"  # the city agencies' side: keeps the member records, introduces, asks for comments
+    residence = "residence"  # where members live: accepts, comments
+
+
 class OrganizationBase(SQLModel):
     code: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16, index=True)
+    side: str | None = Field(default=None, max_length=16, index=True)
+    operator: bool = Field(
+        default=False,
+        description="runs the exchange: manages every committee's accounts, audits the whole log, applies editions",
+    )
     name: str = Field(max_length=255)
     short_name: str | None = Field(default=None, max_length=120)
     unit: str | None = Field(default=None, max_length=32)

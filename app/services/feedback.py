@@ -71,6 +71,7 @@ async def start(*, session: Session, principal: Principal, data: FeedbackRoundCr
         await session.flush()
         return existing, False
     rnd = FeedbackRound(
+        org_code=principal.org_code,
         year=data.year,
         deadline=data.deadline,
         scope=sorted(set(data.units)),

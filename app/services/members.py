@@ -56,7 +56,11 @@ async def upsert_member(
     member = await rows.get_for_update(session, card_no)
     if member is None:
         member = Member(
-            party_card_no=card_no, name_folded=fold(data.full_name), ward_folded=fold(data.residence_ward), **values
+            party_card_no=card_no,
+            workplace_org=principal.org_code,
+            name_folded=fold(data.full_name),
+            ward_folded=fold(data.residence_ward),
+            **values,
         )
         await rows.add(session, member)
         return member, True

@@ -25,7 +25,7 @@ async def load_registry(*, session: Session, entries: list[dict] | None = None) 
     """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
     entries = registry_data() if entries is None else entries
     existing = await rows.by_code(session)
-    fields = ("kind", "name", "short_name", "unit", "area", "parent_code", "successor_code")
+    fields = ("kind", "side", "operator", "name", "short_name", "unit", "area", "parent_code", "successor_code")
     for entry in entries:
         org = existing.get(entry["code"])
         if org is None:
