@@ -21,12 +21,29 @@ class CliError(Exception):
 
 
 def _party_codes() -> list[tuple[str, str]]:
-    """(code, name) of every committee that may hold accounts, from the registry file `init` loads."""
+    """(code, name) of every committee that may hold accounts: the registry in the database (registry editions
+    change it), or the file `init` loads while the database is not set up yet."""
     from app.services.organizations import registry_data
 
-    return [
+    try:
+        parties = asyncio.run(_active_parties())
+    except Exception:  # noqa: BLE001 - no database yet (or none reachable): the shipped registry
+        parties = []
+    return parties or [
         (o["code"], o["name"]) for o in registry_data() if o["kind"] in ("khoi", "district") and not o.get("valid_to")
     ]
+
+
+async def _active_parties() -> list[tuple[str, str]]:
+    from app.infra.db import db
+    from app.services.organizations import list_organizations
+
+    try:
+        async with db.sessions() as session:
+            orgs = await list_organizations(session=session, kind=None, active_only=True)
+            return [(o.code, o.name) for o in orgs if o.side is not None]
+    finally:
+        await db.engine.dispose()
 
 
 def _org_code(value: str) -> str:
@@ -263,6 +280,75 @@ def cmd_generate_members(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_generate(args.count, args.start, args.seed))))
 
 
+def _read_edition(path: str):
+    """The edition file, validated; a mistake in it is one line naming the file and the field."""
+    from pydantic import ValidationError
+
+    from app.schemas.registry import Edition
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"{path}: not a JSON file in UTF-8: {exc}") from None
+    try:
+        return Edition.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "edition"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CliError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}{more}") from None
+
+
+async def _registry(action: str, edition) -> dict:
+    from app.errors import AppError
+    from app.infra.db import db
+    from app.infra.security import keystore
+    from app.services import registry
+    from app.services.sequencer import sequencer
+
+    changed = False
+    try:
+        async with db.sessions() as session:
+            if action == "plan":
+                result = await registry.plan(session=session, principal=None, edition=edition)
+            else:
+                await keystore.load(session)  # transfers are signed like any notice
+                result, changed = await registry.apply(
+                    session=session, principal=None, edition=edition, long_running=True
+                )
+            await registry.record_command(
+                session=session,
+                action=f"registry.{action}",
+                edition_id=edition.edition,
+                details=registry.audit_details(result),
+            )
+            await session.commit()
+        if changed:  # the transfers are pullable at once, even with no service running
+            await sequencer.run_once(db.sessions)
+    except AppError as exc:
+        async with db.sessions() as session:
+            await registry.record_command(
+                session=session,
+                action=f"registry.{action}",
+                edition_id=edition.edition,
+                details={"code": exc.code},
+                outcome="failed",
+            )
+            await session.commit()
+        raise
+    finally:
+        await db.engine.dispose()
+    return result.model_dump(mode="json")
+
+
+def cmd_registry(args: argparse.Namespace) -> None:
+    edition = _read_edition(args.file)
+    print(json.dumps(asyncio.run(_registry(args.action, edition)), ensure_ascii=False, indent=2))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -340,6 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=20_000_000, help="first party card number")
     p.add_argument("--seed", type=int, default=1, help="random seed: the same seed gives the same members")
     p.set_defaults(func=cmd_generate_members)
+
+    p = sub.add_parser(
+        "registry",
+        help="plan or apply a registry edition (a re-organisation of the committees, see README)",
+        description="plan: print what the edition would change (nothing is written). apply: apply it in one "
+        "transaction with one audit entry; the same edition again changes nothing.",
+    )
+    p.add_argument("action", choices=["plan", "apply"], help="plan (a dry run) or apply")
+    p.add_argument("file", help="the edition file (JSON), e.g. app/data/editions/example-2025-07-01.json")
+    p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("serve", help="init, then run the HTTP service")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -28,6 +28,7 @@ from app.routers import (
     metrics,
     notices,
     organizations,
+    registry,
     reports,
     subscriptions,
     supplier_keys,
@@ -52,6 +53,10 @@ Mọi lỗi trả về dạng `application/problem+json` với `code` ổn đị
 TAGS = [
     {"name": "Xác thực", "description": "Cấp mã truy cập và khóa công khai của dịch vụ."},
     {"name": "Tổ chức đảng", "description": "Danh mục Đảng ủy Khối và 30 quận ủy, huyện ủy, thị ủy."},
+    {
+        "name": "Danh mục tổ chức",
+        "description": "Ấn bản danh mục: sắp xếp lại tổ chức (giải thể, tổ chức kế tục), xem trước rồi áp dụng.",
+    },
     {"name": "Đảng viên", "description": "Hồ sơ đảng viên và nơi cư trú; mỗi bên chỉ xem phạm vi của mình."},
     {"name": "Thông báo", "description": "Gửi, nhận, xác nhận và trả lời thông báo giữa hai bên."},
     {"name": "Tài liệu", "description": "Tài liệu kèm nguồn gốc: bên cung cấp, cán bộ chịu trách nhiệm, mã băm."},
@@ -125,6 +130,7 @@ def create_app() -> FastAPI:
         health,
         auth,
         organizations,
+        registry,
         members,
         notices,
         documents,

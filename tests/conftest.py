@@ -99,12 +99,24 @@ class _Baseline:
             table, kept = self.table(name), self.rows[name]
             pk = [table.c[c.name] for c in table.primary_key.columns]
             now = await self._rows(session, name)
+            # Changed rows first: a row a test added (a committee a registry edition created) may be named by one it
+            # changed (the retired committee's successor), until that is put back.
             for key, row in now.items():
-                where = [col == value for col, value in zip(pk, key, strict=True)]
-                if key not in kept:
-                    await session.execute(delete(table).where(*where))
-                elif row != kept[key]:
+                if key in kept and row != kept[key]:
+                    where = [col == value for col, value in zip(pk, key, strict=True)]
                     await session.execute(update(table).where(*where).values(kept[key]))
+            added = [key for key in now if key not in kept]
+            # Added rows may name each other (a committee retired into a newer one): unlink them, then delete.
+            links = {
+                fk.parent.name: None for fk in table.foreign_keys if fk.column.table is table and fk.parent.nullable
+            }
+            for key in added:
+                where = [col == value for col, value in zip(pk, key, strict=True)]
+                if links:
+                    await session.execute(update(table).where(*where).values(links))
+            for key in added:
+                where = [col == value for col, value in zip(pk, key, strict=True)]
+                await session.execute(delete(table).where(*where))
             missing = [row for key, row in kept.items() if key not in now]
             if missing:
                 await session.execute(insert(table), missing)

@@ -34,6 +34,7 @@ POLICY = {
     "account.enable": "admin", "account.rotate_secret": "admin",
     "audit.entries": "auditor", "audit.export": "auditor", "audit.verify": "auditor", "audit.checkpoints": "auditor",
     "audit.checkpoint": "auditor",
+    "registry.plan": "admin", "registry.apply": "admin", "registry.editions": "admin",
 }  # fmt: skip
 # A caller that lacks the role for each class (all of them valid tokens of real accounts).
 WRONG_ROLE = {

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from jwcrypto import jwk
 
 from app.infra.config import settings
 from tests import files
+from tests import test_registry_editions as editions
 from tests.exchange import (
     accepted,
     add_member,
@@ -645,6 +647,65 @@ async def _(c: Ctx):
     return await ba_dinh.post(f"{SUBS}/{sub['id']}/deliveries/{uuid.uuid4()}/redeliver")
 
 
+# Registry editions (the operator's admins; tests/test_registry_editions.py has the whole story).
+
+
+def _register_invalid_editions() -> None:
+    for code in sorted(editions.INVALID):
+
+        async def provoke(c: Ctx, code: str = code) -> httpx.Response:
+            return await (await c.party("khoi_admin")).post(editions.PLAN, json=editions.INVALID[code])
+
+        case(code, 422)(provoke)
+
+
+_register_invalid_editions()
+
+
+async def _applied_sample(c: Ctx) -> None:
+    r = await (await c.party("khoi_admin")).post(editions.EDITIONS, json=editions.sample())
+    assert r.status_code == 201, r.text
+
+
+@case("edition_already_retired", 422)
+async def _(c: Ctx):
+    await _applied_sample(c)
+    again = {**editions.sample(), "edition": "lan-hai", "committees": []}
+    again["retire"] = [{"code": "ba-dinh", "successors": ["phuong-ba-dinh"]}]
+    return await (await c.party("khoi_admin")).post(editions.PLAN, json=again)
+
+
+@case("edition_not_yet_effective", 422)
+async def _(c: Ctx):
+    later = {**editions.sample(), "effective": (date.today() + timedelta(days=30)).isoformat()}
+    return await (await c.party("khoi_admin")).post(editions.EDITIONS, json=later)
+
+
+@case("edition_is_example", 422)
+async def _(c: Ctx):
+    c.monkeypatch.setitem(settings.__dict__, "environment", "production")
+    return await (await c.party("khoi_admin")).post(editions.EDITIONS, json=editions.sample())
+
+
+@case("edition_conflict", 409)
+async def _(c: Ctx):
+    await _applied_sample(c)
+    other = {**editions.sample(), "description": "Cùng mã ấn bản, nội dung khác."}
+    return await (await c.party("khoi_admin")).post(editions.EDITIONS, json=other)
+
+
+@case("operator_only", 403)
+async def _(c: Ctx):
+    return await (await c.party("ba_dinh_admin")).post(editions.PLAN, json=editions.sample())
+
+
+@case("organization_retired", 401)
+async def _(c: Ctx):
+    ba_dinh = await c.party("ba_dinh_system")  # a token from before the change
+    await _applied_sample(c)
+    return await ba_dinh.get(NOTICES + "/inbox")
+
+
 # Audit.
 
 
@@ -675,6 +736,8 @@ ELSEWHERE = {
     "committees_registered_key",
     "signature_mismatch": "tests/test_documents.py::test_a_supplier_signature_is_verified_against_that_"
     "committees_registered_key",
+    "edition_round_running": "tests/test_registry_editions.py::test_an_edition_waits_for_a_round_that_is_still_"
+    "creating_its_requests",
 }
 
 # Codes in the source that no client request can produce, and why.

@@ -46,6 +46,12 @@ def _reminder(card: str) -> dict:
     return {"kind": "feedback.reminder", "member_card_no": card, "payload": payload}
 
 
+def _transfer(card: str) -> dict:
+    original = {"id": "00000000-0000-0000-0000-000000000001", "kind": "member.introduced", "sender_org": "khoi-cqtp"}
+    payload = {"edition": "e1", "effective": "2025-07-01", "from_org": "ba-dinh", "to_org": "cau-giay"}
+    return {"kind": "notice.transferred", "member_card_no": card, "payload": {**payload, "original": original}}
+
+
 # Bodies of every kind, for a member (`card`); replies carry no member (the thread's member is theirs).
 BODIES = {
     "member.introduced": introduction,
@@ -55,6 +61,7 @@ BODIES = {
     "feedback.requested": feedback_request,
     "feedback.given": lambda card: {**feedback_given(), "member_card_no": card},
     "feedback.reminder": _reminder,
+    "notice.transferred": _transfer,
     "violation.reported": violation,
     "discipline.decided": discipline,
     "info.requested": info_request,
@@ -79,6 +86,7 @@ WHO_STARTS = {
     "feedback.given": (ONLY_AS_A_REPLY, ONLY_AS_A_REPLY),
     "info.provided": (ONLY_AS_A_REPLY, ONLY_AS_A_REPLY),
     "feedback.reminder": (SERVICE_SENDS_IT, SERVICE_SENDS_IT),
+    "notice.transferred": (SERVICE_SENDS_IT, SERVICE_SENDS_IT),  # a registry edition sends it
 }
 
 

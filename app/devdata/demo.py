@@ -65,13 +65,21 @@ async def ensure_demo_accounts(*, session: AsyncSession) -> int:
 
 
 # Demo members, one or more per demo district; the README's walkthrough uses 01234567 (Ba Đình). Marked as demo
-# data in the name and the workplace unit, so nobody takes them for real people.
+# data in the name and the workplace unit, so nobody takes them for real people. Their wards are among those the
+# example registry edition (app/data/editions) maps, so that trying the edition on the demo moves every one.
 DEMO_WORKPLACE = "khoi-cqtp"  # the demo members work in city agencies
 DEMO_UNIT_CODE = "demo-don-vi-mau"
 DEMO_UNIT_NAME = "DEMO — Đơn vị mẫu (dữ liệu thử, không phải thật)"
 # card, name, district, ward, address, status
 DEMO_MEMBERS = [
-    ("01234567", "Nguyễn Văn An (DEMO)", "ba-dinh", "Phường Kim Mã", "Số 12 ngõ 5 Kim Mã", ResidenceStatus.accepted),
+    (
+        "01234567",
+        "Nguyễn Văn An (DEMO)",
+        "ba-dinh",
+        "Phường Giảng Võ",
+        "Số 12 ngõ 5 Giảng Võ",
+        ResidenceStatus.accepted,
+    ),
     (
         "01234568",
         "Trần Thị Bình (DEMO)",

@@ -8,6 +8,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.member import Member
 from app.models.notice import Notice
 from app.models.organization import Organization
+from app.models.registry import MemberReassignment, NoticeTransfer, OrganizationSuccession, RegistryEdition
 from app.models.spool import AuditSpoolReplay
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 
@@ -26,9 +27,13 @@ __all__ = [
     "IdempotencyRecord",
     "LoginThrottle",
     "Member",
+    "MemberReassignment",
     "Notice",
     "NoticeDocument",
+    "NoticeTransfer",
     "Organization",
+    "OrganizationSuccession",
+    "RegistryEdition",
     "SigningKey",
     "Subscription",
     "SupplierKey",

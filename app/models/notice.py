@@ -25,6 +25,8 @@ class NoticeKind(StrEnum):
     info_requested = "info.requested"
     info_provided = "info.provided"
     notice_corrected = "notice.corrected"
+    # Sent by the service when a registry edition retires the recipient of an open notice: the successor gets it.
+    notice_transferred = "notice.transferred"
 
 
 class NoticeStatus(StrEnum):

@@ -3,7 +3,7 @@ account (prepared: every authenticated request runs it)."""
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, and_, bindparam, select, true
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,7 @@ _CALLER = Prepared(
         Account.roles,
         Account.tokens_valid_after,
         Organization.kind.label("org_kind"),
+        Organization.valid_to.label("org_valid_to"),
     )
     .join(Organization, Organization.code == Account.org_code)
     .where(and_(Account.id == bindparam("account_id"), Account.disabled_at.is_(None)))
@@ -37,6 +38,7 @@ class CallerRow:
     roles: list[str]
     tokens_valid_after: datetime | None
     org_kind: str
+    org_valid_to: date | None  # the committee's last day was the day before (a registry edition retired it)
 
 
 async def enabled_caller(session: AsyncSession, account_id: uuid.UUID) -> CallerRow | None:
@@ -80,6 +82,11 @@ async def page(
 async def get_visible(session: AsyncSession, *, khoi: bool, org: str, account_id: uuid.UUID) -> Account | None:
     stmt = select(Account).where(Account.id == account_id, readable(khoi=khoi, org=org))
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def committee_valid_to(session: AsyncSession, org_code: str) -> date | None:
+    """When the committee ended (None: it has not)."""
+    return await session.scalar(select(Organization.valid_to).where(Organization.code == org_code))
 
 
 async def by_login_detached(session: AsyncSession, login: str) -> Account | None:

@@ -14,14 +14,16 @@ from app.repositories import notices
 
 
 def readable(org: str) -> ColumnElement[bool]:
-    """The scope rule for documents, and the only one: a document is seen by its supplier and by both parties of
-    any notice that carries it."""
+    """The scope rule for documents, and the only one: a document is seen by its supplier and by whoever may read
+    a notice that carries it (app.repositories.notices.readable: both parties, and their successors for their
+    members)."""
     carried = (
-        select(NoticeDocument.document_id)
+        select(NoticeDocument.notice_id)
         .join(Notice, Notice.id == NoticeDocument.notice_id)
-        .where(notices.readable(org))
+        .where(NoticeDocument.document_id == Document.id, notices.readable(org))
+        .exists()
     )
-    return or_(Document.supplier_org == org, Document.id.in_(carried))
+    return or_(Document.supplier_org == org, carried)
 
 
 class NotLatest(Exception):

@@ -16,6 +16,7 @@ from app.models.base import utcnow
 from app.models.feedback import FeedbackRound, FeedbackRoundItem
 from app.models.member import Member
 from app.models.notice import Notice, NoticeStatus
+from app.models.registry import NoticeTransfer
 from app.models.subscription import Delivery
 
 _running: set[uuid.UUID] = set()
@@ -164,12 +165,23 @@ Counts = dict[str, int]
 
 
 async def progress(
-    session: AsyncSession, round_id: uuid.UUID, *, district: str | None, today: date
+    session: AsyncSession,
+    round_id: uuid.UUID,
+    *,
+    district: str | None,
+    today: date,
+    inherited: list[str] = (),
 ) -> tuple[list[tuple[str, Counts]], list[tuple[str, Counts]], list[tuple[str, int]]]:
-    """Counts per district and per unit, and skipped items per reason; `district`: only that district's part."""
+    """Counts per district and per unit, and skipped items per reason; `district`: only that district's part, and
+    the part of the committees it succeeded (`inherited`) about members now in its area."""
     mine = FeedbackRoundItem.round_id == round_id
     if district is not None:
-        mine = mine & (FeedbackRoundItem.district == district)
+        taken_over = FeedbackRoundItem.district.in_(list(inherited)) & (
+            select(Member.party_card_no)
+            .where(Member.party_card_no == FeedbackRoundItem.member_card_no, Member.residence_org == district)
+            .exists()
+        )
+        mine = mine & ((FeedbackRoundItem.district == district) | taken_over)
     late = (Notice.due_date < today) & (Notice.status != NoticeStatus.answered.value)
     measures = (
         func.sum(case((FeedbackRoundItem.status == "requested", 1), else_=0)),
@@ -207,10 +219,20 @@ async def progress(
 
 async def overdue_requests(
     session: AsyncSession, *, round_id: uuid.UUID | None, today: date, since: datetime, limit: int
-) -> list[tuple[FeedbackRoundItem, Notice]]:
-    """Requested items whose notice is overdue and unanswered, not reminded since `since`; locked (others skip)."""
+) -> list[tuple[FeedbackRoundItem, Notice, str]]:
+    """Requested items whose notice is overdue and unanswered, not reminded since `since`, with the committee that
+    holds the request now (its recipient, or the successor a registry edition passed it to); locked (others
+    skip)."""
+    holder = func.coalesce(
+        select(NoticeTransfer.to_org)
+        .where(NoticeTransfer.original_id == Notice.id)
+        .order_by(NoticeTransfer.created_at.desc())
+        .limit(1)
+        .scalar_subquery(),
+        Notice.recipient_org,
+    )
     stmt = (
-        select(FeedbackRoundItem, Notice)
+        select(FeedbackRoundItem, Notice, holder)
         .join(Notice, Notice.id == FeedbackRoundItem.notice_id)
         .where(
             FeedbackRoundItem.status == "requested",
@@ -223,4 +245,4 @@ async def overdue_requests(
     )
     if round_id is not None:
         stmt = stmt.where(FeedbackRoundItem.round_id == round_id)
-    return [(item, notice) for item, notice in (await session.execute(stmt)).all()]
+    return [(item, notice, held_by) for item, notice, held_by in (await session.execute(stmt)).all()]

@@ -94,3 +94,17 @@ async def search(
     if after:
         stmt = stmt.where(Member.party_card_no > after)
     return list((await session.execute(stmt)).scalars())
+
+
+class Committees(NamedTuple):
+    """The member's committee on each side of the exchange, now."""
+
+    residence_org: str
+    workplace_org: str
+
+
+async def committees_of(session: AsyncSession, card_no: str) -> Committees | None:
+    row = (
+        await session.execute(select(Member.residence_org, Member.workplace_org).where(Member.party_card_no == card_no))
+    ).first()
+    return Committees(*row) if row is not None else None

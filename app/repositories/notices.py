@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Uuid,
+    and_,
     any_,
     bindparam,
     case,
@@ -33,14 +34,39 @@ from sqlalchemy.orm import Session
 
 from app.models.base import UTCDateTime
 from app.models.document import NoticeDocument
-from app.models.notice import Notice, NoticeStatus
+from app.models.member import Member
+from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.models.registry import NoticeTransfer, OrganizationSuccession
 from app.repositories.prepared import Prepared, shaped
 
 
-def readable(org: Any) -> ColumnElement[bool]:
-    """The scope rule for notices, and the only one: a notice is seen by its sender and its recipient committee.
-    `org` is the caller's committee code (a bind parameter in prepared statements)."""
+def participant(org: Any) -> ColumnElement[bool]:
+    """The notices a committee took part in: it sent or received them (inbox, outbox and reports)."""
     return or_(Notice.sender_org == org, Notice.recipient_org == org)
+
+
+def readable(org: Any) -> ColumnElement[bool]:
+    """The scope rule for notices, and the only one: a notice is seen by its sender and its recipient committee;
+    by a successor of either (app.models.registry) while the member is in the successor's scope (the history of
+    its members stays readable after a re-organisation); and a transfer also by the sender of the notice it
+    carries. `org` is the caller's committee code (a bind parameter in prepared statements). The two later checks
+    run only for a notice the caller did not take part in: one index lookup each."""
+    inherited = (
+        select(OrganizationSuccession.predecessor)
+        .join(Member, Member.party_card_no == Notice.member_card_no)
+        .where(
+            OrganizationSuccession.successor == org,
+            OrganizationSuccession.predecessor.in_([Notice.sender_org, Notice.recipient_org]),
+            or_(Member.residence_org == org, Member.workplace_org == org),
+        )
+        .exists()
+    )
+    carried_for = (
+        select(NoticeTransfer.transfer_id)
+        .where(NoticeTransfer.transfer_id == Notice.id, NoticeTransfer.original_sender == org)
+        .exists()
+    )
+    return or_(participant(org), inherited, and_(Notice.kind == NoticeKind.notice_transferred.value, carried_for))
 
 
 @dataclass(slots=True)
@@ -148,7 +174,7 @@ def _page(box: str, kind: bool, member: bool, status: bool, since: bool, overdue
     own = Notice.recipient_org if box == "inbox" else Notice.sender_org
     stmt = (
         select(*_ROW)
-        .where(own == bindparam("org"), readable(bindparam("org")))
+        .where(own == bindparam("org"), participant(bindparam("org")))
         .order_by(Notice.position)
         .limit(bindparam("limit"))
     )
@@ -244,6 +270,39 @@ async def acknowledge(session: AsyncSession, notice: NoticeRow, *, account_id: u
 
 async def mark_answered(session: AsyncSession, notice_id: uuid.UUID, now: datetime) -> None:
     await _ANSWERED.execute(session, {"notice_id": notice_id, "now": now})
+
+
+async def acknowledge_pending(
+    session: AsyncSession, notice_id: uuid.UUID, *, account_id: uuid.UUID, now: datetime
+) -> None:
+    """Acknowledge a notice unless it already is (the original of a transfer its successor acknowledged)."""
+    await session.execute(
+        update(Notice.__table__)
+        .where(Notice.id == notice_id, Notice.acknowledged_at.is_(None))
+        .values(
+            acknowledged_at=now,
+            acknowledged_by=account_id,
+            delivered_at=func.coalesce(Notice.delivered_at, now),
+            status=case(
+                (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
+            ),
+        )
+    )
+
+
+async def by_id(session: AsyncSession, notice_id: uuid.UUID, *, for_update: bool = False) -> NoticeRow | None:
+    """Any notice by id, whoever may see it: for the service's own rules (the original behind a transfer)."""
+    stmt = select(*_ROW).where(Notice.id == notice_id)
+    if for_update:
+        stmt = stmt.with_for_update(of=Notice.__table__)
+    row = (await session.execute(stmt)).mappings().first()
+    return NoticeRow(**row) if row is not None else None
+
+
+async def insert_notices(session: AsyncSession, notices: list[Notice]) -> None:
+    """Store many new notices (without positions, carrying no documents) in one statement."""
+    if notices:
+        await session.execute(insert(Notice.__table__), [n.model_dump(exclude={"seq", "position"}) for n in notices])
 
 
 async def is_superseded(session: AsyncSession, notice_id: uuid.UUID) -> bool:

@@ -1,5 +1,5 @@
 """The reconciliation report's queries: what is still open between the two sides, in the caller's scope (the
-notices' scope rule, app.repositories.notices.readable)."""
+notices it sent or received, app.repositories.notices.participant)."""
 
 from datetime import datetime, timedelta
 
@@ -8,12 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus
-from app.repositories.notices import readable
+from app.models.registry import NoticeTransfer
+from app.repositories.notices import participant
+from app.repositories.registry import open_condition
 
 K = NoticeKind
 
 
-def _open_categories(now: datetime, days: int) -> dict[str, ColumnElement[bool]]:
+def _open_categories(now: datetime, days: int, answer_kinds: list[str]) -> dict[str, ColumnElement[bool]]:
     open_ = Notice.status != NoticeStatus.answered.value
     return {
         "introduced_not_accepted": and_(
@@ -31,24 +33,43 @@ def _open_categories(now: datetime, days: int) -> dict[str, ColumnElement[bool]]
             Notice.acknowledged_at.is_(None),
             open_,
             Notice.kind.not_in(
-                [K.member_introduced.value, K.feedback_requested.value, K.member_residence_changed.value]
+                [
+                    K.member_introduced.value,
+                    K.feedback_requested.value,
+                    K.member_residence_changed.value,
+                    K.notice_transferred.value,
+                ]
             ),
+        ),
+        # A notice passed on by a registry edition, still to be handled by the successor that received it.
+        "transferred_open": and_(
+            Notice.kind == K.notice_transferred.value,
+            open_condition(answer_kinds, excluded=()),
         ),
     }
 
 
 async def open_items(
-    session: AsyncSession, *, org: str, now: datetime, days: int, limit: int
-) -> list[tuple[str, Notice, str | None]]:
-    """(category, notice, member's name) of each open item `org` may see, at most `limit` per category."""
+    session: AsyncSession, *, org: str, now: datetime, days: int, limit: int, answer_kinds: list[str]
+) -> list[tuple[str, Notice, str | None, str | None]]:
+    """(category, notice, member's name, the successor it passed to) of each open item `org` took part in, at most
+    `limit` per category."""
+    # A registry edition passed the notice on: to whom (the latest transfer).
+    transferred_to = (
+        select(NoticeTransfer.to_org)
+        .where(NoticeTransfer.original_id == Notice.id)
+        .order_by(NoticeTransfer.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     found = []
-    for category, condition in _open_categories(now, days).items():
+    for category, condition in _open_categories(now, days, answer_kinds).items():
         rows = await session.execute(
-            select(Notice, Member.full_name)
+            select(Notice, Member.full_name, transferred_to)
             .join(Member, Member.party_card_no == Notice.member_card_no, isouter=True)
-            .where(readable(org), condition)
+            .where(participant(org), condition)
             .order_by(Notice.seq)
             .limit(limit)
         )
-        found += [(category, notice, name) for notice, name in rows.all()]
+        found += [(category, notice, name, to) for notice, name, to in rows.all()]
     return found

@@ -25,7 +25,7 @@ async def list_organizations(
     active: Annotated[bool, Query(description="chỉ các tổ chức còn hiệu lực hôm nay")] = False,
 ) -> OrganizationsPublic:
     orgs = await svc.list_organizations(session=session, kind=kind.value if kind else None, active_only=active)
-    return OrganizationsPublic(items=[svc.to_public(o) for o in orgs])
+    return OrganizationsPublic(items=await svc.present(session=session, orgs=orgs))
 
 
 @router.get(
@@ -40,4 +40,5 @@ async def get_organization(
     _principal: CurrentPrincipal,
     code: Annotated[str, Path(max_length=64, examples=["ba-dinh"])],
 ) -> OrganizationPublic:
-    return svc.to_public(await svc.get_organization(session=session, code=code))
+    org = await svc.get_organization(session=session, code=code)
+    return (await svc.present(session=session, orgs=[org]))[0]

@@ -27,6 +27,9 @@ class Counts(BaseModel):
 
 class DistrictProgress(Counts):
     district: str
+    successors: list[str] = Field(
+        default_factory=list, description="a district retired by a registry edition: the committees that succeeded it"
+    )
 
 
 class UnitProgress(Counts):

@@ -110,6 +110,30 @@ class CorrectedFields(_Payload):
     corrected: dict[str, Any] = Field(description="nội dung đã đính chính, theo đúng cấu trúc của thông báo gốc")
 
 
+class TransferredOriginal(BaseModel):
+    """A copy of the notice a transfer carries (the original itself is never changed)."""
+
+    id: uuid.UUID
+    kind: NoticeKind
+    sender_org: str
+    recipient_org: str
+    created_at: datetime
+    payload: dict[str, Any]
+    due_date: date | None = None
+    documents: list[dict[str, str]] = Field(default_factory=list, description="id and sha256 of each document")
+
+
+class TransferredFields(_Payload):
+    """Sent by the service when a registry edition retires the recipient of an open notice: the member's successor
+    committee gets it, in the original's thread; answering it answers the original (to its sender)."""
+
+    edition: str
+    effective: date
+    from_org: str = Field(description="the retired committee the original was addressed to")
+    to_org: str = Field(description="the successor that now holds the member")
+    original: TransferredOriginal
+
+
 FIELDS_BY_KIND: dict[NoticeKind, type[_Payload]] = {
     NoticeKind.member_introduced: IntroducedFields,
     NoticeKind.member_accepted: AcceptedFields,

@@ -1,8 +1,9 @@
 """Logins: credentials in, access token out; throttling of failures; principals from tokens."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from app.errors import InvalidCredentials, TooManyRequests, Unauthorized
+from app.infra.clock import today
 from app.infra.config import settings
 from app.infra.db import Session, db
 from app.infra.security import TokenClaims, issue_token, verify_secret_async
@@ -102,7 +103,10 @@ async def login(*, session: Session, kind: AccountKind, login: str | None, secre
     async with db.sessions() as own:
         await _forgive(own=own, login=login, address=address, keys=keys)
         issued, started = await _count(own, f"tokens:{account.id}", utcnow())
+        retired_on = await accounts.committee_valid_to(own, account.org_code)
         await own.commit()
+    if retired_on is not None:
+        _require_active_committee(account.org_code, retired_on)
     if issued > settings.login_max_tokens_per_account:
         window_end = started + timedelta(seconds=settings.login_window_seconds)
         raise TooManyRequests(
@@ -111,6 +115,16 @@ async def login(*, session: Session, kind: AccountKind, login: str | None, secre
             code="token_rate_limited",
         )
     return account
+
+
+def _require_active_committee(org_code: str, valid_to: date) -> None:
+    """A committee a registry edition retired: its accounts stop working on `valid_to` (401)."""
+    if valid_to <= today():
+        raise Unauthorized(
+            f"Tổ chức '{org_code}' đã giải thể từ ngày {valid_to.isoformat()} (sắp xếp lại tổ chức); tài khoản của "
+            "tổ chức không còn dùng được. Hãy dùng tài khoản của tổ chức kế tục.",
+            code="organization_retired",
+        )
 
 
 def token_for(account: Account) -> tuple[str, int]:
@@ -136,6 +150,8 @@ async def principal_from_claims(*, session: Session, claims: TokenClaims) -> Pri
         raise Unauthorized(
             "Mã truy cập được cấp trước khi tài khoản bị khóa hoặc đổi mật khẩu; hãy lấy mã mới.", code="token_revoked"
         )
+    if row.org_valid_to is not None:
+        _require_active_committee(org_code, row.org_valid_to)
     return Principal(
         account_id=claims.sub,
         login=login,

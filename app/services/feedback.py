@@ -26,6 +26,7 @@ from app.models.notice import NoticeKind, NoticeStatus
 from app.principal import Principal
 from app.repositories import feedback as repo
 from app.repositories import notices as notice_rows
+from app.repositories import registry as registry_rows
 from app.schemas.feedback import (
     Counts,
     DistrictProgress,
@@ -249,8 +250,14 @@ async def progress(*, session: Session, principal: Principal, round_id: uuid.UUI
     """Counts per district and per grassroots unit; a district sees only its own part."""
     rnd = await get_round(session=session, round_id=round_id)
     district = None if principal.is_khoi else principal.org_code
-    by_district, by_unit, reasons = await repo.progress(session, round_id, district=district, today=today())
-    districts = [DistrictProgress(district=key, **counts) for key, counts in by_district]
+    inherited = await registry_rows.predecessors_of(session, district) if district else []
+    by_district, by_unit, reasons = await repo.progress(
+        session, round_id, district=district, today=today(), inherited=inherited
+    )
+    successors = await registry_rows.successors_of(session, [key for key, _ in by_district])
+    districts = [
+        DistrictProgress(district=key, successors=successors.get(key, []), **counts) for key, counts in by_district
+    ]
     units = [UnitProgress(unit_code=key, **counts) for key, counts in by_unit]
     totals = Counts(
         **{k: sum(getattr(d, k) for d in districts) for k in ("requested", "answered", "overdue", "skipped")}
@@ -271,7 +278,7 @@ async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None,
     now = utcnow()
     since = now - timedelta(seconds=settings.reminder_interval_seconds)
     rows = await repo.overdue_requests(session, round_id=round_id, today=today(), since=since, limit=limit)
-    for item, request in rows:
+    for item, request, holder in rows:
         payload = {
             "year": request.payload.get("year"),
             "due_date": request.due_date.isoformat(),
@@ -282,7 +289,7 @@ async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None,
             session=session,
             sender=SERVICE,
             kind=NoticeKind.feedback_reminder,
-            recipient=request.recipient_org,
+            recipient=holder,
             member_card_no=request.member_card_no,
             payload=payload,
             thread_id=request.thread_id,

@@ -1,8 +1,10 @@
 """Notices: the exchange rules for push, pull, acknowledge and reply."""
 
+import asyncio
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -34,6 +36,8 @@ from app.schemas.notice import (
     NoticePublic,
     ReplyCreate,
     ResidenceChangedFields,
+    TransferredFields,
+    TransferredOriginal,
 )
 from app.services import policy, webhooks
 from app.services.organizations import KHOI_CODE, get_organization
@@ -69,6 +73,7 @@ ANSWERS: dict[NoticeKind, set[NoticeKind]] = {
     K.feedback_requested: {K.feedback_given},
     K.info_requested: {K.info_provided},
 }
+ANSWER_KINDS = sorted(k.value for k in ANSWERS)  # kinds that stay open until answered (not just acknowledged)
 
 # Dates that must not lie in the future, and dates that must not lie in the past.
 _NOT_FUTURE = {"issued_on", "accepted_on", "moved_on", "reviewed_on", "observed_on", "decided_on"}
@@ -179,6 +184,66 @@ async def insert_service_notice(
         payload=payload,
         thread_id=thread_id,
     )
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """An open notice whose recipient a registry edition retired, passing to the member's successor."""
+
+    original: NoticeRow
+    from_org: str
+    to_org: str
+    documents: list[Document]
+
+
+async def insert_transfers(
+    *,
+    session: Session,
+    transfers: list[Transfer],
+    edition: str,
+    effective: date,
+    created_by: uuid.UUID | None,
+) -> list[Notice]:
+    """One `notice.transferred` per transfer, in the original's thread, from the retired committee to the successor:
+    signed (in a worker thread: there may be thousands), numbered by the sequencer and announced to the successor's
+    subscriptions like any notice. The original is never changed."""
+    now = utcnow()
+    built = []
+    for t in transfers:
+        o = t.original
+        copy = TransferredOriginal(
+            id=o.id, kind=o.kind, sender_org=o.sender_org, recipient_org=o.recipient_org, created_at=o.created_at,
+            payload=o.payload, due_date=o.due_date,
+            documents=[{"id": str(d.id), "sha256": d.sha256} for d in t.documents],
+        )  # fmt: skip
+        payload = TransferredFields(
+            edition=edition, effective=effective, from_org=t.from_org, to_org=t.to_org, original=copy
+        ).model_dump(mode="json")
+        notice_id = uuid.uuid4()
+        built.append(
+            Notice(
+                id=notice_id,
+                kind=K.notice_transferred.value,
+                sender_org=t.from_org,
+                recipient_org=t.to_org,
+                member_card_no=o.member_card_no,
+                thread_id=o.thread_id,
+                in_reply_to=o.id,
+                payload=payload,
+                due_date=o.due_date,
+                created_by=created_by,
+                created_at=now,
+            )
+        )
+    signatures = await asyncio.to_thread(
+        lambda: [sign_jws(signed_content(content_of(n), []), typ=NOTICE_TYP) for n in built]
+    )
+    for notice, signature in zip(built, signatures, strict=True):
+        notice.signature = signature
+    await rows.insert_notices(session, built)
+    rows.mark_inserted(session)  # wake the sequencer once this commits
+    await webhooks.enqueue_many(session=session, notices=built)
+    return built
 
 
 async def push(*, session: Session, principal: Principal, data: NoticeCreate) -> tuple[Notice, list[Document]]:
@@ -436,6 +501,10 @@ async def acknowledge(*, session: Session, principal: Principal, notice_id: uuid
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
     if notice.acknowledged_at is None:
         notice = await rows.acknowledge(session, notice, account_id=principal.account_id, now=utcnow())
+        if notice.kind == K.notice_transferred:  # the successor has the original now
+            await rows.acknowledge_pending(
+                session, notice.in_reply_to, account_id=principal.account_id, now=notice.acknowledged_at
+            )
     return notice
 
 
@@ -446,6 +515,9 @@ async def reply(
     parent = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
     if parent.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới trả lời thông báo.", code="not_recipient")
+    transfer = None
+    if parent.kind == K.notice_transferred:  # answering a transfer answers the original it carries
+        transfer, parent = parent, await rows.by_id(session, parent.in_reply_to, for_update=True)
     kind, parent_kind = K(data.kind), K(parent.kind)
     if kind not in REPLIES.get(parent_kind, set()):
         allowed = ", ".join(sorted(k.value for k in REPLIES.get(parent_kind, set())))
@@ -472,7 +544,7 @@ async def reply(
         session=session,
         principal=principal,
         kind=kind,
-        recipient=parent.sender_org,
+        recipient=await _current_party(session=session, org_code=parent.sender_org, card_no=parent.member_card_no),
         member_card_no=parent.member_card_no,
         payload=data.payload.model_dump(mode="json", exclude_none=True),
         thread_id=parent.thread_id,
@@ -482,7 +554,21 @@ async def reply(
     )
     if is_answer:
         await rows.mark_answered(session, parent.id, utcnow())
+        if transfer is not None:
+            await rows.mark_answered(session, transfer.id, utcnow())
     return answer, docs
+
+
+async def _current_party(*, session: Session, org_code: str, card_no: str) -> str:
+    """Where a reply to `org_code` goes: that committee, or once a registry edition retired it, the member's
+    committee on the same side now (its successor)."""
+    org = await get_organization(session=session, code=org_code)
+    if org.is_active(today()) or org.side is None:
+        return org_code
+    current = await member_rows.committees_of(session, card_no)
+    if current is None:
+        return org_code
+    return current.workplace_org if org.side == "workplace" else current.residence_org
 
 
 async def _record_acceptance(

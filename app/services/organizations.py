@@ -10,6 +10,7 @@ from app.infra.db import Session
 from app.models.base import utcnow
 from app.models.organization import Organization
 from app.repositories import organizations as rows
+from app.repositories import registry as registry_rows
 from app.schemas.organization import OrganizationPublic
 
 KHOI_CODE = "khoi-cqtp"
@@ -42,8 +43,19 @@ async def load_registry(*, session: Session, entries: list[dict] | None = None) 
     return len(entries)
 
 
-def to_public(org: Organization) -> OrganizationPublic:
-    return OrganizationPublic(**org.model_dump(exclude={"created_at", "updated_at"}), active=org.is_active(today()))
+def to_public(org: Organization, successors: list[str] = ()) -> OrganizationPublic:
+    return OrganizationPublic(
+        **org.model_dump(exclude={"created_at", "updated_at"}),
+        active=org.is_active(today()),
+        successors=list(successors),
+    )
+
+
+async def present(*, session: Session, orgs: list[Organization]) -> list[OrganizationPublic]:
+    """Committees as the API shows them, a retired one with its successors."""
+    retired = [o.code for o in orgs if o.valid_to is not None]
+    successors = await registry_rows.successors_of(session, retired) if retired else {}
+    return [to_public(o, successors.get(o.code, [])) for o in orgs]
 
 
 async def list_organizations(*, session: Session, kind: str | None, active_only: bool) -> list[Organization]:

@@ -38,3 +38,9 @@ def require_district(principal: Principal, detail: str, *, code: str) -> None:
 def may_manage_accounts(principal: Principal, org_code: str) -> bool:
     """Khối admins manage every committee's accounts; a district admin only its own."""
     return principal.has_role(Role.admin) and (principal.is_khoi or principal.org_code == org_code)
+
+
+def require_operator(principal: Principal, detail: str, *, code: str = "operator_only") -> None:
+    """Only the committee that runs the exchange may do this (applying registry editions): 403 with `code`."""
+    if not principal.is_khoi:  # the operator committee (organizations.operator): the Khối today
+        raise Forbidden(detail, code=code)

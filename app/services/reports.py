@@ -4,7 +4,7 @@ import csv
 import io
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.infra.clock import today
 from app.infra.db import Session
@@ -12,6 +12,7 @@ from app.models.base import utcnow
 from app.models.notice import NoticeKind
 from app.principal import Principal
 from app.repositories import reports as rows
+from app.services.notices import ANSWER_KINDS
 
 K = NoticeKind
 LABELS = {
@@ -19,6 +20,7 @@ LABELS = {
     "feedback_unanswered": "Đã xin ý kiến nhận xét, chưa trả lời",
     "residence_change_unacknowledged": "Báo chuyển nơi cư trú, nơi mới chưa xác nhận",
     "delivered_not_acknowledged": "Đã chuyển đến, chưa xác nhận đã nhận",
+    "transferred_open": "Tiếp nhận từ tổ chức đã giải thể (sắp xếp lại tổ chức), chưa xử lý xong",
 }
 # The CSV is read by people in a spreadsheet: Vietnamese headers, the member's name beside the card number.
 COLUMNS = {
@@ -34,6 +36,7 @@ COLUMNS = {
     "due_date": "Hạn trả lời",
     "overdue": "Quá hạn",
     "age_days": "Số ngày",
+    "transferred_to": "Đã chuyển cho tổ chức kế tục",
 }
 
 
@@ -52,6 +55,9 @@ class OpenItem(BaseModel):
     due_date: str | None
     overdue: bool
     age_days: int
+    transferred_to: str | None = Field(
+        default=None, description="the successor a registry edition passed the notice to (its recipient was retired)"
+    )
 
 
 async def reconciliation(*, session: Session, principal: Principal, days: int, limit: int) -> list[OpenItem]:
@@ -59,8 +65,8 @@ async def reconciliation(*, session: Session, principal: Principal, days: int, l
     the new district, and notices delivered but not acknowledged."""
     now = utcnow()
     items: list[OpenItem] = []
-    for category, n, member_name in await rows.open_items(
-        session, org=principal.org_code, now=now, days=days, limit=limit
+    for category, n, member_name, transferred_to in await rows.open_items(
+        session, org=principal.org_code, now=now, days=days, limit=limit, answer_kinds=ANSWER_KINDS
     ):
         items.append(OpenItem(
             category=category, category_label=LABELS[category].format(days=days), notice_id=str(n.id),
@@ -68,6 +74,7 @@ async def reconciliation(*, session: Session, principal: Principal, days: int, l
             member_name=member_name,
             created_at=n.created_at, due_date=n.due_date.isoformat() if n.due_date else None,
             overdue=bool(n.due_date and n.due_date < today()), age_days=(now - n.created_at).days,
+            transferred_to=transferred_to,
         ))  # fmt: skip
     return items
 

@@ -231,6 +231,21 @@ async def enqueue(*, session: Session, notice: Notice | NoticeRow) -> None:
         repo.add_deliveries(session, rows)
 
 
+async def enqueue_many(*, session: Session, notices: Sequence[Notice]) -> None:
+    """Deliveries for many notices at once (a registry edition's transfers): the recipients' subscriptions are read
+    in one query."""
+    if not notices:
+        return
+    subs = await repo.active_by_org(session, {n.recipient_org for n in notices})
+    rows = [
+        row
+        for n in notices
+        for row in delivery_rows(subs.get(n.recipient_org, []), notice_id=n.id, kind=n.kind, created_at=n.created_at)
+    ]
+    if rows:
+        repo.add_deliveries(session, rows)
+
+
 async def deliveries(
     *, session: Session, principal: Principal, subscription_id: uuid.UUID, after: datetime | None, limit: int
 ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
