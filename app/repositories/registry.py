@@ -3,25 +3,29 @@ set-based writes that apply it, and the history it leaves (successions, re-assig
 
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import String, and_, case, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.account import Account
 from app.models.feedback import FeedbackRound
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind
-from app.models.organization import Organization
 from app.models.registry import MemberReassignment, NoticeTransfer, OrganizationSuccession, RegistryEdition
 from app.models.subscription import Delivery, Subscription
 from app.repositories.notices import NoticeRow
 from app.repositories.webhooks import ACTIVE
 
 _LOCK = 0x4D58_5245_4749_5354  # advisory lock id ("MXREGIST"): one edition applied at a time
-# A notice is open until answered when its kind expects an answer, otherwise until acknowledged.
 Transferred = NoticeKind.notice_transferred.value
+
+
+# A move: (a retired committee, the mapping keys that lead to the successor or None for all its members, the
+# successor). Every statement below handles all the moves of one side at once: one pass over the members, however
+# many committees and successors (members of a committee are spread over the whole table).
+Move = tuple[str, list[str] | None, str]
 
 
 def _member_org(side: str):
@@ -33,25 +37,34 @@ def _member_key(side: str):
     return Member.workplace_unit_code if side == "workplace" else Member.ward_folded
 
 
-def _of(side: str, org: str, keys: list[str] | None) -> list[Any]:
-    """Members of `org` on `side`, with a mapping key among `keys` (None: all of them)."""
-    conditions = [_member_org(side) == org]
-    if keys is not None:
-        conditions.append(_member_key(side).in_(keys))
-    return conditions
+def _successor(side: str, moves: list[Move]):
+    """The member's successor by the moves (NULL: the member stays)."""
+    if not moves:
+        return literal(None, String)
+    whens = []
+    for from_org, keys, to_org in moves:
+        condition = _member_org(side) == from_org
+        if keys is not None:
+            condition = and_(condition, _member_key(side).in_(keys))
+        whens.append((condition, literal(to_org, String)))
+    return case(*whens, else_=literal(None, String))
+
+
+def _moving(side: str, moves: list[Move]):
+    return and_(_member_org(side).in_(sorted({m[0] for m in moves})), _successor(side, moves).is_not(None))
 
 
 def open_condition(answer_kinds: Iterable[str], excluded: Iterable[str]):
     """Still open: unanswered when its kind expects an answer (a transfer: when its original's does), otherwise
     not yet acknowledged; never a kind in `excluded`."""
-    answer_kinds = list(answer_kinds)
+    answer_kinds, excluded = list(answer_kinds), list(excluded)
     transfer_expects = and_(
         Notice.kind == Transferred,
         exists().where(NoticeTransfer.transfer_id == Notice.id, NoticeTransfer.original_kind.in_(answer_kinds)),
     )
     return and_(
         Notice.answered_at.is_(None),
-        Notice.kind.not_in(list(excluded)),
+        *([Notice.kind.not_in(excluded)] if excluded else []),
         or_(Notice.acknowledged_at.is_(None), Notice.kind.in_(answer_kinds), transfer_expects),
     )
 
@@ -98,50 +111,111 @@ async def running_rounds(session: AsyncSession) -> int:
 # ---- what an edition would change ------------------------------------------------------------------------------
 
 
-async def member_groups(session: AsyncSession, *, side: str, org: str, by_key: bool) -> dict[str | None, int]:
-    """How many members `org` holds on `side`, per mapping key (or all together: key None)."""
-    key = _member_key(side) if by_key else literal(None, String)
-    stmt = select(key, func.count()).where(*_of(side, org, None)).group_by(key)
-    return {k: n for k, n in (await session.execute(stmt)).all()}
-
-
-async def open_notice_groups(
-    session: AsyncSession, *, side: str, org: str, by_key: bool, answer_kinds: list[str], excluded: list[str]
-) -> dict[str | None, int]:
-    """Open notices addressed to `org` about members it still holds on `side`, per the members' mapping key."""
-    key = _member_key(side) if by_key else literal(None, String)
-    stmt = (
-        select(key, func.count())
-        .select_from(Notice)
-        .join(Member, Member.party_card_no == Notice.member_card_no)
-        .where(Notice.recipient_org == org, *_of(side, org, None), open_condition(answer_kinds, excluded))
-        .group_by(key)
+async def member_counts(session: AsyncSession, *, side: str, moves: list[Move]) -> dict[tuple[str, str], int]:
+    """How many members each move takes, by (retired committee, successor)."""
+    if not moves:
+        return {}
+    moved = (
+        select(_member_org(side).label("from_org"), _successor(side, moves).label("to_org"))
+        .where(_moving(side, moves))
+        .subquery()
     )
-    return {k: n for k, n in (await session.execute(stmt)).all()}
+    stmt = select(moved.c.from_org, moved.c.to_org, func.count()).group_by(moved.c.from_org, moved.c.to_org)
+    return {(f, t): n for f, t, n in (await session.execute(stmt)).all()}
 
 
-async def open_notices_to(session: AsyncSession, *, org: str, answer_kinds: list[str], excluded: list[str]) -> int:
-    """Every open notice addressed to `org`."""
-    stmt = select(func.count()).where(Notice.recipient_org == org, open_condition(answer_kinds, excluded))
-    return await session.scalar(stmt) or 0
-
-
-async def sample_members(
-    session: AsyncSession, *, side: str, org: str, keys: list[str] | None, limit: int
-) -> list[str]:
-    """A few card numbers of `org`'s members with one of `keys`."""
-    stmt = select(Member.party_card_no).where(*_of(side, org, keys)).order_by(Member.party_card_no).limit(limit)
-    return list((await session.execute(stmt)).scalars())
-
-
-async def unmapped_members(session: AsyncSession, *, side: str, org: str, keys: list[str]) -> list[Any]:
-    """Every member of `org` on `side` whose mapping key is none of `keys`: card, name, ward, unit."""
+async def member_samples(
+    session: AsyncSession, *, side: str, moves: list[Move], limit: int
+) -> dict[tuple[str, str], list[str]]:
+    """The first few card numbers each move takes."""
+    if not moves:
+        return {}
+    moved = (
+        select(
+            _member_org(side).label("from_org"),
+            _successor(side, moves).label("to_org"),
+            Member.party_card_no,
+        )
+        .where(_moving(side, moves))
+        .subquery()
+    )
+    ranked = select(
+        moved,
+        func.row_number()
+        .over(partition_by=[moved.c.from_org, moved.c.to_org], order_by=moved.c.party_card_no)
+        .label("n"),
+    ).subquery()
     stmt = (
-        select(Member.party_card_no, Member.full_name, Member.residence_ward, Member.workplace_unit_code)
-        .where(_member_org(side) == org, _member_key(side).not_in(keys))
+        select(ranked.c.from_org, ranked.c.to_org, ranked.c.party_card_no)
+        .where(ranked.c.n <= limit)
+        .order_by(ranked.c.party_card_no)
+    )
+    out: dict[tuple[str, str], list[str]] = {}
+    for f, t, card in (await session.execute(stmt)).all():
+        out.setdefault((f, t), []).append(card)
+    return out
+
+
+async def unmapped_members(session: AsyncSession, *, side: str, moves: list[Move], orgs: list[str]) -> list[Any]:
+    """Every member of `orgs` on `side` that no move takes: card, name, committee, ward, unit."""
+    if not orgs:
+        return []
+    stmt = (
+        select(
+            Member.party_card_no,
+            Member.full_name,
+            _member_org(side),
+            Member.residence_ward,
+            Member.workplace_unit_code,
+        )
+        .where(_member_org(side).in_(orgs), _successor(side, moves).is_(None))
         .order_by(Member.party_card_no)
     )
     return list((await session.execute(stmt)).all())
+
+
+async def open_notices(
+    session: AsyncSession, *, orgs: list[str], answer_kinds: list[str], excluded: list[str]
+) -> list[tuple[int, str, str]]:
+    """(seq, member, recipient) of every open notice addressed to one of `orgs`, in `seq` order: read through the
+    recipients' index, whatever the planner knows of the tables."""
+    if not orgs:
+        return []
+    stmt = (
+        select(Notice.seq, Notice.member_card_no, Notice.recipient_org)
+        .where(Notice.recipient_org.in_(orgs), open_condition(answer_kinds, excluded))
+        .order_by(Notice.seq)
+    )
+    return [tuple(row) for row in (await session.execute(stmt)).all()]
+
+
+class MemberPlace(NamedTuple):
+    """Where a member is on each side now, and what a mapping looks at."""
+
+    residence_org: str
+    workplace_org: str
+    ward_folded: str
+    workplace_unit_code: str
+
+
+_BY_KEY = 1000  # primary keys per lookup
+
+
+async def member_places(session: AsyncSession, cards: list[str]) -> dict[str, MemberPlace]:
+    """These members' committees and mapping keys, by primary key in batches."""
+    out: dict[str, MemberPlace] = {}
+    unique = sorted(set(cards))
+    for i in range(0, len(unique), _BY_KEY):
+        stmt = select(
+            Member.party_card_no,
+            Member.residence_org,
+            Member.workplace_org,
+            Member.ward_folded,
+            Member.workplace_unit_code,
+        ).where(Member.party_card_no.in_(unique[i : i + _BY_KEY]))
+        for card, *place in (await session.execute(stmt)).all():
+            out[card] = MemberPlace(*place)
+    return out
 
 
 async def accounts_of(session: AsyncSession, orgs: list[str]) -> list[Any]:
@@ -164,43 +238,35 @@ async def active_subscriptions_of(session: AsyncSession, orgs: list[str]) -> lis
 
 
 async def reassign(
-    session: AsyncSession,
-    *,
-    edition_id: str,
-    side: str,
-    from_org: str,
-    to_org: str,
-    keys: list[str] | None,
-    now: datetime,
-) -> int:
-    """Move `from_org`'s members with one of `keys` (None: all) to `to_org`, recording each move; two statements
-    whatever the number of members. How many moved."""
-    conditions = _of(side, from_org, keys)
+    session: AsyncSession, *, edition_id: str, side: str, moves: list[Move], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Move the members the moves take to their successors, recording each move: one pass over the members for
+    the record, one for the move, whatever the number of members and committees. How many moved, by (retired
+    committee, successor)."""
+    if not moves:
+        return {}
     recorded = select(
         literal(edition_id, String),
         Member.party_card_no,
         literal(side, String),
-        literal(from_org, String),
-        literal(to_org, String),
-    ).where(*conditions)
+        _member_org(side),
+        _successor(side, moves),
+    ).where(_moving(side, moves))
     columns = ["edition", "member_card_no", "side", "from_org", "to_org"]
     await session.execute(insert(MemberReassignment.__table__).from_select(columns, recorded))
-    moved = await session.execute(
-        update(Member.__table__)
-        .where(*conditions)
-        .values({_member_org(side).key: to_org, "version": Member.version + 1, "updated_at": now})
-    )
-    return moved.rowcount
-
-
-async def retire(
-    session: AsyncSession, code: str, *, valid_to: date, successor_code: str | None, now: datetime
-) -> None:
+    # The same rule, in the same transaction under the edition's locks, moves exactly the members just recorded.
     await session.execute(
-        update(Organization.__table__)
-        .where(Organization.code == code)
-        .values(valid_to=valid_to, successor_code=successor_code, updated_at=now)
+        update(Member.__table__)
+        .where(_moving(side, moves))
+        .values({_member_org(side).key: _successor(side, moves), "version": Member.version + 1, "updated_at": now})
     )
+    mine = and_(MemberReassignment.edition == edition_id, MemberReassignment.side == side)
+    stmt = (
+        select(MemberReassignment.from_org, MemberReassignment.to_org, func.count())
+        .where(mine)
+        .group_by(MemberReassignment.from_org, MemberReassignment.to_org)
+    )
+    return {(f, t): n for f, t, n in (await session.execute(stmt)).all()}
 
 
 async def add_successions(session: AsyncSession, *, edition_id: str, predecessor: str, successors: list[str]) -> None:
@@ -232,38 +298,11 @@ async def add_successions(session: AsyncSession, *, edition_id: str, predecessor
         await session.execute(insert(OrganizationSuccession.__table__), rows)
 
 
-async def open_notices_of_reassigned(
-    session: AsyncSession,
-    *,
-    edition_id: str,
-    orgs: list[str],
-    answer_kinds: list[str],
-    excluded: list[str],
-    after_seq: int,
-    limit: int,
-) -> list[tuple[NoticeRow, str]]:
-    """Open notices addressed to one of `orgs` whose member this edition re-assigned away from it, with the
-    member's successor; in `seq` order after `after_seq`."""
-    stmt = (
-        select(*Notice.__table__.columns, MemberReassignment.to_org.label("to_org"))
-        .join(
-            MemberReassignment,
-            and_(
-                MemberReassignment.member_card_no == Notice.member_card_no,
-                MemberReassignment.edition == edition_id,
-                MemberReassignment.from_org == Notice.recipient_org,
-            ),
-        )
-        .where(Notice.recipient_org.in_(orgs), open_condition(answer_kinds, excluded), Notice.seq > after_seq)
-        .order_by(Notice.seq)
-        .limit(limit)
-    )
-    found = []
-    for row in (await session.execute(stmt)).mappings():
-        values = dict(row)
-        to_org = values.pop("to_org")
-        found.append((NoticeRow(**values), to_org))
-    return found
+async def notices_by_seq(session: AsyncSession, seqs: list[int]) -> dict[int, NoticeRow]:
+    if not seqs:
+        return {}
+    stmt = select(*Notice.__table__.columns).where(Notice.seq.in_(seqs))
+    return {row["seq"]: NoticeRow(**row) for row in (await session.execute(stmt)).mappings()}
 
 
 async def originals_of(session: AsyncSession, transfer_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:

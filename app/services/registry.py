@@ -244,6 +244,35 @@ def _mapped(code: str, side: str | None, successors: list[str], wards: dict, uni
     return r
 
 
+def _moves(retirements: list[_Retirement], side: str) -> list[rows.Move]:
+    """The moves of one side: (retired committee, the mapping keys to a successor or None for all, successor)."""
+    moves = []
+    for r in retirements:
+        if r.side != side:
+            continue
+        for successor in r.successors:
+            keys = r.keys(successor)
+            if keys is None or keys:
+                moves.append((r.code, keys, successor))
+    return moves
+
+
+SIDES = ("workplace", "residence")
+
+
+def _successor_of(r: _Retirement, place: rows.MemberPlace) -> str | None:
+    """The successor the edition gives a member of `r` (the rule of app.repositories.registry's moves, for one
+    member); None: the member stays (not mapped, or no longer with `r`)."""
+    if r.side is None:
+        return None
+    holder = place.workplace_org if r.side == "workplace" else place.residence_org
+    if holder != r.code:
+        return None
+    if r.mapping is None:
+        return r.successors[0]
+    return r.mapping.get(place.workplace_unit_code if r.side == "workplace" else place.ward_folded)
+
+
 async def _plan(
     *,
     session: Session,
@@ -252,71 +281,69 @@ async def _plan(
     retirements: list[_Retirement],
     added: list[str],
     updated: list[str],
-) -> EditionPlan:
-    """What applying the edition changes now: counted per group in SQL, nothing written."""
-    reassignments: list[Reassignment] = []
+) -> tuple[EditionPlan, list[tuple[int, str]]]:
+    """What applying the edition changes now, and (seq, successor) of each open notice that passes on: counted in
+    SQL, a few statements per side, nothing written."""
+    codes = [r.code for r in retirements]
+    counts: dict[tuple[str, str], int] = {}
+    samples: dict[tuple[str, str], list[str]] = {}
     unmappable: list[UnmappableMember] = []
-    left = 0
-    for r in retirements:
-        open_total = await rows.open_notices_to(
-            session, org=r.code, answer_kinds=ANSWER_KINDS, excluded=NOT_TRANSFERRED
-        )
-        passed = 0
-        if r.side is not None:
-            by_key = r.mapping is not None
-            members = await rows.member_groups(session, side=r.side, org=r.code, by_key=by_key)
-            opened = await rows.open_notice_groups(
-                session, side=r.side, org=r.code, by_key=by_key, answer_kinds=ANSWER_KINDS, excluded=NOT_TRANSFERRED
+    for side in SIDES:
+        if not any(r.side == side for r in retirements):
+            continue
+        moves = _moves(retirements, side)
+        counts |= await rows.member_counts(session, side=side, moves=moves)
+        samples |= await rows.member_samples(session, side=side, moves=moves, limit=SAMPLE)
+        mapped = [r.code for r in retirements if r.side == side and r.mapping is not None]
+        for card, name, org, ward, unit in await rows.unmapped_members(session, side=side, moves=moves, orgs=mapped):
+            residence = side == "residence"
+            unmappable.append(
+                UnmappableMember(
+                    party_card_no=card,
+                    full_name=name,
+                    committee=org,
+                    side=side,
+                    residence_ward=ward if residence else None,
+                    workplace_unit_code=None if residence else unit,
+                )
             )
-            for successor in r.successors:
-                keys = r.keys(successor)
-                wanted = members.keys() if keys is None else keys
-                count = sum(members.get(k, 0) for k in wanted)
-                notices_count = sum(opened.get(k, 0) for k in wanted)
-                passed += notices_count
-                sample = (
-                    await rows.sample_members(session, side=r.side, org=r.code, keys=keys, limit=SAMPLE)
-                    if count
-                    else []
-                )
-                reassignments.append(
-                    Reassignment(
-                        from_org=r.code,
-                        to_org=successor,
-                        side=r.side,
-                        members=count,
-                        sample=sample,
-                        notices=notices_count,
-                    )
-                )
-            if r.mapping is not None and any(k not in r.mapping for k in members):
-                for card, name, ward, unit in await rows.unmapped_members(
-                    session, side=r.side, org=r.code, keys=list(r.mapping)
-                ):
-                    residence = r.side == "residence"
-                    unmappable.append(
-                        UnmappableMember(
-                            party_card_no=card,
-                            full_name=name,
-                            committee=r.code,
-                            side=r.side,
-                            residence_ward=ward if residence else None,
-                            workplace_unit_code=None if residence else unit,
-                        )
-                    )
-        left += open_total - passed
-    retired_codes = [r.code for r in retirements]
-    accounts = await rows.accounts_of(session, retired_codes) if retired_codes else []
-    subscriptions = await rows.active_subscriptions_of(session, retired_codes) if retired_codes else []
-    return EditionPlan(
+    # Open notices are few beside the members: read them, and their members by primary key.
+    opened = await rows.open_notices(session, orgs=codes, answer_kinds=ANSWER_KINDS, excluded=NOT_TRANSFERRED)
+    places = await rows.member_places(session, [card for _, card, _ in opened])
+    by_code = {r.code: r for r in retirements}
+    passing: Counter[tuple[str, str]] = Counter()
+    pending = []
+    for seq, card, org in opened:
+        successor = _successor_of(by_code[org], places[card]) if card in places else None
+        if successor is not None:
+            passing[org, successor] += 1
+            pending.append((seq, successor))
+    reassignments = [
+        Reassignment(
+            from_org=r.code,
+            to_org=s,
+            side=r.side,
+            members=counts.get((r.code, s), 0),
+            sample=samples.get((r.code, s), []),
+            notices=passing.get((r.code, s), 0),
+        )
+        for r in retirements
+        if r.side is not None
+        for s in r.successors
+    ]
+    accounts = await rows.accounts_of(session, codes) if codes else []
+    subscriptions = await rows.active_subscriptions_of(session, codes) if codes else []
+    plan = EditionPlan(
         edition=edition.edition, sha256=sha, effective=edition.effective, description=edition.description,
         example=edition.example, already_applied=False, added=added, updated=updated,
         retired=[RetiredCommittee(code=r.code, side=r.side, successors=r.successors) for r in retirements],
         members_reassigned=sum(x.members for x in reassignments), reassignments=reassignments, unmappable=unmappable,
-        notices_transferred=sum(x.notices for x in reassignments), notices_left=left,
+        notices_transferred=sum(x.notices for x in reassignments),
+        notices_left=len(opened) - sum(x.notices for x in reassignments),
         accounts_retired=[RetiredAccount(login=a, kind=k, org_code=o) for a, k, o in accounts],
         subscriptions_stopped=[StoppedSubscription(id=str(i), org_code=o, url=u) for i, o, u in subscriptions],
     )  # fmt: skip
+    return plan, pending
 
 
 def _applied(row: RegistryEdition, *, already: bool) -> EditionApplied:
@@ -337,7 +364,10 @@ async def plan(*, session: Session, principal: Principal | None, edition: Editio
         return EditionPlan(**_applied(existing, already=True).model_dump(exclude={"applied_at", "applied_by"}))
     registry = await org_rows.by_code(session)
     retirements, added, updated = _validate(edition, registry)
-    return await _plan(session=session, edition=edition, sha=sha, retirements=retirements, added=added, updated=updated)
+    plan, _ = await _plan(
+        session=session, edition=edition, sha=sha, retirements=retirements, added=added, updated=updated
+    )
+    return plan
 
 
 def _conflict(edition_id: str) -> Conflict:
@@ -382,7 +412,7 @@ async def apply(
         )
     registry = await org_rows.by_code(session)
     retirements, added, updated = _validate(edition, registry)
-    summary = await _plan(
+    summary, pending = await _plan(
         session=session, edition=edition, sha=sha, retirements=retirements, added=added, updated=updated
     )
     now = utcnow()
@@ -403,29 +433,12 @@ async def apply(
     for r in retirements:
         await rows.add_successions(session, edition_id=edition.edition, predecessor=r.code, successors=r.successors)
     moved: dict[tuple[str, str], int] = {}
-    for r in retirements:
-        if r.side is None:
-            continue
-        for successor in r.successors:
-            keys = r.keys(successor)
-            moved[r.code, successor] = (
-                await rows.reassign(
-                    session,
-                    edition_id=edition.edition,
-                    side=r.side,
-                    from_org=r.code,
-                    to_org=successor,
-                    keys=keys,
-                    now=now,
-                )
-                if keys is None or keys
-                else 0
-            )
+    for side in SIDES:
+        moved |= await rows.reassign(
+            session, edition_id=edition.edition, side=side, moves=_moves(retirements, side), now=now
+        )
     passed = await _transfer(
-        session=session,
-        edition=edition,
-        retired=[r.code for r in retirements],
-        created_by=principal.account_id if principal else None,
+        session=session, edition=edition, pending=pending, created_by=principal.account_id if principal else None
     )
     if retirements:
         await rows.stop_subscriptions(session, [r.code for r in retirements], reason=RETIRED_REASON)
@@ -470,19 +483,16 @@ def _write_committees(session: Session, edition: Edition, registry: dict[str, Or
         pending = later
 
 
-async def _transfer(*, session: Session, edition: Edition, retired: list[str], created_by) -> Counter[tuple[str, str]]:
-    """Pass every open notice addressed to a retired committee whose member this edition re-assigned to the
-    member's successor, in batches; how many per (retired, successor)."""
+async def _transfer(
+    *, session: Session, edition: Edition, pending: list[tuple[int, str]], created_by
+) -> Counter[tuple[str, str]]:
+    """Pass each open notice (`seq`) to its member's successor, in batches; how many per (retired, successor).
+    The notices are the plan's: counted before the members moved, under the edition's locks."""
     passed: Counter[tuple[str, str]] = Counter()
-    after = 0
-    while retired:
-        batch = await rows.open_notices_of_reassigned(
-            session, edition_id=edition.edition, orgs=retired, answer_kinds=ANSWER_KINDS, excluded=NOT_TRANSFERRED,
-            after_seq=after, limit=TRANSFER_BATCH,
-        )  # fmt: skip
-        if not batch:
-            break
-        after = batch[-1][0].seq
+    for start in range(0, len(pending), TRANSFER_BATCH):
+        chunk = pending[start : start + TRANSFER_BATCH]
+        found = await rows.notices_by_seq(session, [seq for seq, _ in chunk])
+        batch = [(found[seq], to) for seq, to in chunk]
         # A transfer addressed to a committee now retired in turn carries its original on: that is what passes.
         carried = await rows.originals_of(session, [n.id for n, _ in batch if n.kind == NoticeKind.notice_transferred])
         originals = await rows.notices_by_id(session, list(set(carried.values())))
