@@ -286,8 +286,16 @@ def _read_edition(path: str):
 
     from app.schemas.registry import Edition
 
+    def unique(pairs: list) -> dict:
+        seen: set = set()
+        for key, _ in pairs:
+            if key in seen:  # json.loads would keep the last one silently: a ward mapped twice must be seen
+                raise CliError(f"{path}: {key!r} is written twice in the same object")
+            seen.add(key)
+        return dict(pairs)
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=unique)
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -313,7 +321,7 @@ async def _registry(action: str, edition) -> dict:
     try:
         async with db.sessions() as session:
             if action == "plan":
-                result = await registry.plan(session=session, principal=None, edition=edition)
+                result = await registry.plan(session=session, principal=None, edition=edition, long_running=True)
             else:
                 await keystore.load(session)  # transfers are signed like any notice
                 result, changed = await registry.apply(

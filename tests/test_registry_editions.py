@@ -509,6 +509,16 @@ async def test_the_operator_command_explains_a_bad_file_and_a_refused_edition(tm
     result = await asyncio.to_thread(_cli, "registry", "plan", str(unknown_field))
     assert result.returncode == 2 and "retired" in result.stderr and "Traceback" not in result.stderr
 
+    text = json.dumps(sample(), ensure_ascii=False)
+    twice = text.replace(
+        '"Phường Trúc Bạch": "phuong-ba-dinh"',
+        '"Phường Trúc Bạch": "phuong-ba-dinh", "Phường Trúc Bạch": "phuong-ngoc-ha"',
+    )
+    assert twice != text
+    (tmp_path / "twice.json").write_text(twice, encoding="utf-8")
+    result = await asyncio.to_thread(_cli, "registry", "plan", str(tmp_path / "twice.json"))
+    assert result.returncode == 2 and "'Phường Trúc Bạch' is written twice" in result.stderr
+
     bad = sample()
     bad["retire"][0]["successors"] = ["khoi-cqtp"]
     bad["retire"][0]["wards"] = {}

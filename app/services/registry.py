@@ -352,10 +352,14 @@ def _applied(row: RegistryEdition, *, already: bool) -> EditionApplied:
     )
 
 
-async def plan(*, session: Session, principal: Principal | None, edition: Edition) -> EditionPlan:
+async def plan(
+    *, session: Session, principal: Principal | None, edition: Edition, long_running: bool = False
+) -> EditionPlan:
     """What applying the edition would change now (a pure read); `already_applied` when it was applied."""
     if principal is not None:
         policy.require_operator(principal, "Chỉ tổ chức vận hành hệ thống lập và áp dụng ấn bản danh mục.")
+    if long_running:
+        await rows.allow_long_statements(session)
     sha = digest(edition)
     existing = await rows.edition(session, edition.edition)
     if existing is not None:
