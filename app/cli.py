@@ -21,12 +21,11 @@ class CliError(Exception):
 
 
 def _party_codes() -> list[tuple[str, str]]:
-    """(code, name) of every committee that may hold accounts, from the registry file `init` loads."""
+    """(code, name) of every committee that may hold accounts (it has a side of the exchange), from the registry
+    file `init` loads."""
     from app.services.organizations import registry_data
 
-    return [
-        (o["code"], o["name"]) for o in registry_data() if o["kind"] in ("khoi", "district") and not o.get("valid_to")
-    ]
+    return [(o["code"], o["name"]) for o in registry_data() if o.get("side") and not o.get("valid_to")]
 
 
 def _org_code(value: str) -> str:
@@ -294,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_init)
 
-    org_help = "committee code from the registry, e.g. khoi-cqtp or ba-dinh (not its name)"
+    org_help = "committee code from the registry (not its name); an unknown code is answered with the valid ones"
     p = sub.add_parser("create-client", help="create a system client; prints its credentials once, as JSON")
     p.add_argument("--org", required=True, help=org_help)
     p.add_argument(

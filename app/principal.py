@@ -3,20 +3,27 @@
 import uuid
 from dataclasses import dataclass
 
+from app.models.organization import OrgSide
+
 
 @dataclass(frozen=True)
 class Principal:
     account_id: uuid.UUID
     login: str
     org_code: str
-    org_kind: str
+    org_side: str | None  # the committee's side of the exchange (OrgSide); None: it takes no part
+    operator: bool  # the committee runs the exchange (app.services.policy says what that allows)
     roles: frozenset[str]
     token_use: str  # "staff" or "system"
     jti: str
 
     @property
-    def is_khoi(self) -> bool:
-        return self.org_kind == "khoi"
+    def is_workplace(self) -> bool:
+        return self.org_side == OrgSide.workplace
+
+    @property
+    def is_residence(self) -> bool:
+        return self.org_side == OrgSide.residence
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
