@@ -2,8 +2,14 @@
 
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.models.organization import OrgSide
+
+
+class HasCommittees(Protocol):
+    workplace_org: str
+    residence_org: str
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,11 @@ class Principal:
     @property
     def is_residence(self) -> bool:
         return self.org_side == OrgSide.residence
+
+    def other_side_of(self, member: "HasCommittees") -> str:
+        """The member's committee on the other side of the exchange from the caller: where the caller's notices about
+        the member go, and whose records a read of the member touches."""
+        return member.residence_org if self.is_workplace else member.workplace_org
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

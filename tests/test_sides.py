@@ -38,6 +38,7 @@ KHOI = "khoi-cqtp"
 B = "dn-khoi"  # a second workplace committee
 WARD = "phuong-kim-ma"  # a residence committee that is not a district
 NO_SIDE = "cb-tham-khao"  # kept in the registry for reference, takes no part in the exchange
+RETIRED = "quan-da-giai-the"  # a residence committee whose term has ended
 
 EXTRA_COMMITTEES = [
     {"code": B, "kind": "khoi", "name": "Đảng ủy Khối Doanh nghiệp (kiểm thử)", "side": "workplace"},
@@ -50,6 +51,14 @@ EXTRA_COMMITTEES = [
         "side": "residence",
     },
     {"code": NO_SIDE, "kind": "grassroots", "name": "Chi bộ tham khảo (kiểm thử)", "parent_code": KHOI},
+    {
+        "code": RETIRED,
+        "kind": "district",
+        "name": "Quận ủy đã giải thể (kiểm thử)",
+        "side": "residence",
+        "valid_from": "2014-01-01",
+        "valid_to": "2025-07-01",
+    },
 ]
 
 
@@ -182,11 +191,19 @@ async def test_a_workplace_committee_that_is_not_the_operator_manages_and_audits
     entries = (await b_auditor.get(f"{AUDIT}/entries", params={"limit": 200})).json()["items"]
     assert entries and all(B in (e["actor_org"], e["counterpart_org"]) for e in entries)
     assert {"member.upsert", "notice.push", "account.create"} <= {e["action"] for e in entries}
-    assert all(e["actor_org"] != KHOI or e["counterpart_org"] == B for e in entries)
+    khoi_own = {e["seq"] for e in entries if e["actor_org"] == KHOI and e["counterpart_org"] != B}
+    assert khoi_own == set()
+    # A district reading B's member is a read of B's records: B's auditor sees it.
+    ba_dinh = await party("ba_dinh_system")
+    card = await add_member(b, "ba-dinh")
+    assert (await ba_dinh.get(f"{MEMBERS}/{card}")).status_code == 200
+    reads = (await b_auditor.get(f"{AUDIT}/entries", params={"action": "member.read", "limit": 200})).json()
+    assert [(e["actor_org"], e["counterpart_org"]) for e in reads["items"]] == [("ba-dinh", B)]
     assert_problem(await b_auditor.get(f"{AUDIT}/verify"), 404, "audit_not_verified_yet")
-    # The operator's auditor reads everything, B's entries included.
+    # The operator's auditor reads everything, B's entries and the Khối's own included.
     everything = (await (await party("khoi_auditor")).get(f"{AUDIT}/entries", params={"limit": 200})).json()
     assert {e["seq"] for e in entries} < {e["seq"] for e in everything["items"]}
+    assert any(e["actor_org"] == KHOI and e["action"] == "member.upsert" for e in everything["items"])
 
 
 async def test_two_workplace_committees_each_run_their_own_round_of_the_same_year(party, accounts):
@@ -250,11 +267,21 @@ async def test_a_ward_committee_on_the_residence_side_accepts_an_introduction_fr
     ba_dinh = await party("ba_dinh_system")
     r = await ba_dinh.post(NOTICES, json={"kind": "member.residence_changed", "member_card_no": other, "payload": move})
     assert r.status_code == 201, r.text
-    r = await ba_dinh.post(
-        NOTICES,
-        json={"kind": "member.residence_changed", "member_card_no": other, "payload": {**move, "to_org": NO_SIDE}},
-    )
-    assert_problem(r, 422, "not_a_district")
+    assert r.json()["recipient_org"] == KHOI
+    # The Khối moves a member from a district to the ward: both residence committees are told, only the ward where.
+    mover = await add_member(khoi, "ba-dinh")
+    assert (await khoi.put(f"{MEMBERS}/{mover}", json=member_body(WARD))).status_code == 200
+    (to_ward,), _ = await pull_all(ward, kind="member.residence_changed")
+    (to_district,), _ = await pull_all(ba_dinh, kind="member.residence_changed")
+    assert to_ward["payload"]["to_org"] == to_district["payload"]["to_org"] == WARD
+    assert "new_address" in to_ward["payload"] and "new_address" not in to_district["payload"]
+    # No move to a committee with no side, nor to one whose term has ended.
+    for target in (NO_SIDE, RETIRED):
+        r = await ba_dinh.post(
+            NOTICES,
+            json={"kind": "member.residence_changed", "member_card_no": other, "payload": {**move, "to_org": target}},
+        )
+        assert_problem(r, 422, "not_a_district")
 
 
 async def test_a_committee_with_no_side_takes_no_part(party, accounts, registry):
@@ -264,6 +291,11 @@ async def test_a_committee_with_no_side_takes_no_part(party, accounts, registry)
         {"kind": "user", "org_code": NO_SIDE, "username": "cb.tham.khao", "roles": ["clerk"]},
     ):
         assert_problem(await admin.post(ACCOUNTS, json=body), 422, "org_not_party")
+    assert_problem(
+        await admin.post(ACCOUNTS, json={"kind": "client", "org_code": RETIRED, "roles": ["clerk"]}),
+        422,
+        "org_not_party",
+    )
     khoi = await party("khoi_clerk")
     assert_problem(await khoi.put(f"{MEMBERS}/{new_card()}", json=member_body(NO_SIDE)), 422, "not_a_district")
     # The registry shows each committee's side: the workplace side first, then by code.
@@ -279,5 +311,16 @@ async def test_a_committee_with_no_side_takes_no_part(party, accounts, registry)
     residence = [
         o["code"] for o in (await khoi.get("/api/v1/organizations", params={"side": "residence"})).json()["items"]
     ]
-    assert WARD in residence and "ba-dinh" in residence and NO_SIDE not in residence and len(residence) == 31
+    assert WARD in residence and "ba-dinh" in residence and NO_SIDE not in residence and len(residence) == 32
     assert_problem(await khoi.get("/api/v1/organizations", params={"side": "nowhere"}), 422, "validation_error")
+
+
+async def test_a_committee_that_loses_its_side_sees_no_members(party, accounts):
+    ward = await accounts(WARD, "clerk")
+    card = await add_member(await party("khoi_clerk"), WARD)
+    assert [m["party_card_no"] for m in (await ward.get(MEMBERS)).json()["items"]] == [card]
+    async with db.sessions() as session:
+        await load_registry(session=session, entries=[{**EXTRA_COMMITTEES[1], "side": None}])
+        await session.commit()
+    assert (await ward.get(MEMBERS)).json()["items"] == []
+    assert_problem(await ward.get(f"{MEMBERS}/{card}"), 404, "member_not_found")

@@ -87,7 +87,7 @@ async def search_members(
 )
 async def get_member(request: Request, session: SessionDep, principal: Worker, party_card_no: CardNo) -> MemberPublic:
     member = await svc.get_member(session=session, principal=principal, card_no=party_card_no)
-    auditing.note(request, member_ref=member.party_card_no, counterpart_org=member.residence_org)
+    auditing.note(request, member_ref=member.party_card_no, counterpart_org=principal.other_side_of(member))
     return MemberPublic.model_validate(member, from_attributes=True)
 
 
@@ -116,7 +116,10 @@ async def put_member(
 ) -> MemberPublic:
     member, created = await svc.upsert_member(session=session, principal=principal, card_no=party_card_no, data=data)
     auditing.note(
-        request, member_ref=member.party_card_no, counterpart_org=member.residence_org, status=201 if created else 200
+        request,
+        member_ref=member.party_card_no,
+        counterpart_org=principal.other_side_of(member),
+        status=201 if created else 200,
     )
     if created:
         response.status_code = 201

@@ -191,7 +191,7 @@ async def push(*, session: Session, principal: Principal, data: NoticeCreate) ->
             principal, "Chỉ tổ chức bên nơi làm việc gửi loại thông báo này.", code="direction_not_allowed"
         )
     member = await _member_in_scope(session=session, principal=principal, card_no=data.member_card_no)
-    recipient = other_side(principal, member)
+    recipient = principal.other_side_of(member)
     if data.recipient_org is not None and data.recipient_org != recipient:
         raise Unprocessable(
             f"Nơi nhận phải là '{recipient}' (bên còn lại của đảng viên này).", code="recipient_mismatch"
@@ -214,11 +214,6 @@ async def push(*, session: Session, principal: Principal, data: NoticeCreate) ->
         docs=docs,
     )
     return notice, docs
-
-
-def other_side(principal: Principal, member: MemberScope) -> str:
-    """Where a committee's notice about a member goes: the member's committee on the other side of the exchange."""
-    return member.residence_org if principal.is_workplace else member.workplace_org
 
 
 def _member_not_found() -> NotFound:
