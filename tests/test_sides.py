@@ -324,3 +324,15 @@ async def test_a_committee_that_loses_its_side_sees_no_members(party, accounts):
         await session.commit()
     assert (await ward.get(MEMBERS)).json()["items"] == []
     assert_problem(await ward.get(f"{MEMBERS}/{card}"), 404, "member_not_found")
+
+
+async def test_a_registry_entry_with_an_unknown_side_is_refused_and_changes_nothing(party):
+    khoi = await party("khoi_clerk")
+    before = (await khoi.get("/api/v1/organizations")).json()
+    for bad in ({"side": "workplce"}, {"side": "residence", "operator": "yes"}):
+        entries = [{"code": "tam-thoi", "kind": "ward", "name": "Tạm thời (kiểm thử)", **bad}]
+        async with db.sessions() as session:
+            with pytest.raises(ValueError, match="tam-thoi"):
+                await load_registry(session=session, entries=entries)
+            await session.rollback()
+    assert (await khoi.get("/api/v1/organizations")).json() == before

@@ -43,6 +43,10 @@ def example_codes() -> ExampleCodes:
 async def load_registry(*, session: Session, entries: list[dict] | None = None) -> int:
     """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
     entries = registry_data() if entries is None else entries
+    for entry in entries:  # every entry checked before any is stored: a bad file changes nothing
+        side, operator = entry.get("side"), entry.get("operator", False)
+        if (side is not None and side not in set(OrgSide)) or not isinstance(operator, bool):
+            raise ValueError(f"registry entry {entry.get('code')!r}: side {side!r}, operator {operator!r}")
     existing = await rows.by_code(session)
     fields = ("kind", "side", "operator", "name", "short_name", "unit", "area", "parent_code", "successor_code")
     for entry in entries:
