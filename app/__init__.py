@@ -1,1 +1,1 @@
-"""member-exchange: the Khối ↔ district notice exchange service."""
+"""member-exchange: the notice exchange between the workplace and the residence side of party members."""

@@ -21,17 +21,15 @@ class CliError(Exception):
 
 
 def _party_codes() -> list[tuple[str, str]]:
-    """(code, name) of every committee that may hold accounts: the registry in the database (registry editions
-    change it), or the file `init` loads while the database is not set up yet."""
+    """(code, name) of every committee that may hold accounts (it has a side of the exchange): the registry in the
+    database (registry editions change it), or the file `init` loads while the database is not set up yet."""
     from app.services.organizations import registry_data
 
     try:
         parties = asyncio.run(_active_parties())
     except Exception:  # noqa: BLE001 - no database yet (or none reachable): the shipped registry
         parties = []
-    return parties or [
-        (o["code"], o["name"]) for o in registry_data() if o["kind"] in ("khoi", "district") and not o.get("valid_to")
-    ]
+    return parties or [(o["code"], o["name"]) for o in registry_data() if o.get("side") and not o.get("valid_to")]
 
 
 async def _active_parties() -> list[tuple[str, str]]:
@@ -40,7 +38,7 @@ async def _active_parties() -> list[tuple[str, str]]:
 
     try:
         async with db.sessions() as session:
-            orgs = await list_organizations(session=session, kind=None, active_only=True)
+            orgs = await list_organizations(session=session, kind=None, side=None, active_only=True)
             return [(o.code, o.name) for o in orgs if o.side is not None]
     finally:
         await db.engine.dispose()
@@ -388,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_init)
 
-    org_help = "committee code from the registry, e.g. khoi-cqtp or ba-dinh (not its name)"
+    org_help = "committee code from the registry (not its name); an unknown code is answered with the valid ones"
     p = sub.add_parser("create-client", help="create a system client; prints its credentials once, as JSON")
     p.add_argument("--org", required=True, help=org_help)
     p.add_argument(

@@ -41,18 +41,19 @@ from app.services.sequencer import sequencer
 log = logging.getLogger("app")
 
 DESCRIPTION = """
-Dịch vụ trao đổi thông tin hai chiều về đảng viên đang công tác tại các cơ quan thành phố và cư trú tại
-các quận, huyện, thị xã (Quy chế phối hợp 3558-QĐ/TU).
+Dịch vụ trao đổi thông tin hai chiều về đảng viên giữa hai bên (Quy chế phối hợp 3558-QĐ/TU): **bên nơi làm
+việc** (tổ chức đảng quản lý hồ sơ đảng viên công tác tại các cơ quan thành phố) và **bên nơi cư trú** (tổ chức
+đảng nơi đảng viên cư trú). Bên của mỗi tổ chức có trong danh mục tổ chức đảng.
 
-**Cán bộ Đảng ủy Khối**: bấm *Authorize*, nhập tên đăng nhập và mật khẩu (để trống client_id/secret).
-**Hệ thống của quận/huyện**: lấy mã truy cập bằng `grant_type=client_credentials`.
+**Cán bộ**: bấm *Authorize*, nhập tên đăng nhập và mật khẩu (để trống client_id/secret).
+**Hệ thống của tổ chức**: lấy mã truy cập bằng `grant_type=client_credentials`.
 
 Mọi lỗi trả về dạng `application/problem+json` với `code` ổn định và `detail` tiếng Việt.
 """
 
 TAGS = [
     {"name": "Xác thực", "description": "Cấp mã truy cập và khóa công khai của dịch vụ."},
-    {"name": "Tổ chức đảng", "description": "Danh mục Đảng ủy Khối và 30 quận ủy, huyện ủy, thị ủy."},
+    {"name": "Tổ chức đảng", "description": "Danh mục tổ chức đảng và bên trao đổi của mỗi tổ chức."},
     {
         "name": "Danh mục tổ chức",
         "description": "Ấn bản danh mục: sắp xếp lại tổ chức (giải thể, tổ chức kế tục), xem trước rồi áp dụng.",

@@ -51,7 +51,7 @@ Name = Annotated[str, AfterValidator(_clean_line)]
 # Free text (comments, reasons): NFC, line breaks allowed, no other control characters.
 Text = Annotated[str, AfterValidator(_clean_text)]
 
-# A committee or unit code from the registry ("ba-dinh", "khoi-cqtp"): nothing else can name one.
+# A committee or unit code from the registry (lowercase letters, digits, "-"): nothing else can name one.
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 

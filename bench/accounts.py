@@ -24,7 +24,7 @@ async def create_clients() -> list[dict]:
         orgs = (
             await session.scalars(
                 select(Organization.code)
-                .where(Organization.kind.in_(("khoi", "district")), Organization.valid_to.is_(None))
+                .where(Organization.side.is_not(None), Organization.valid_to.is_(None))
                 .order_by(Organization.code)
             )
         ).all()

@@ -33,6 +33,7 @@ from tests.exchange import (
     info_request,
     introduction,
     iso,
+    member_body,
     pull_all,
     push,
     violation,
@@ -437,9 +438,23 @@ async def test_the_khoi_and_a_new_ward_committee_exchange_a_notice_end_to_end(cl
     assert report["sender_org"] == "phuong-ba-dinh" and report["recipient_org"] == "khoi-cqtp"
     assert (await khoi.get(f"{NOTICES}/{report['id']}")).status_code == 200
     # ...and not about a member it does not hold (one still registered with the retired district).
-    assert_problem(await ward.post(NOTICES, json=violation(world.cards["kim_ma"])), 404, "member_not_found")
-    # The Khối can no longer address the retired district: a member there is still Ba Đình's, but Ba Đình is gone.
-    assert (await khoi.get("/api/v1/organizations/ba-dinh")).json()["active"] is False
+    kim_ma = world.cards["kim_ma"]
+    assert_problem(await ward.post(NOTICES, json=violation(kim_ma)), 404, "member_not_found")
+
+    # Nothing more goes to the retired district: the Khối is told to place the member it could not map first...
+    to_ba_dinh = await _count(Notice, Notice.recipient_org == "ba-dinh")
+    assert_problem(await khoi.post(NOTICES, json=violation(kim_ma)), 422, "recipient_retired")
+    # ...and when it does, only the new committee hears of the move.
+    r = await khoi.put(
+        f"/api/v1/members/{kim_ma}",
+        json=member_body("phuong-giang-vo", residence_ward="Phường Giảng Võ", residence_since=iso(today())),
+    )
+    assert r.status_code == 200, r.text
+    giang_vo = await new_client(client, party, "phuong-giang-vo")
+    moves = [n for n in (await pull_all(giang_vo, kind="member.residence_changed"))[0] if n["member_card_no"] == kim_ma]
+    assert [(n["payload"]["from_org"], n["payload"]["to_org"]) for n in moves] == [("ba-dinh", "phuong-giang-vo")]
+    assert await _count(Notice, Notice.recipient_org == "ba-dinh") == to_ba_dinh
+    assert (await push(khoi, violation(kim_ma)))["recipient_org"] == "phuong-giang-vo"
 
 
 def _discipline(card: str) -> dict:

@@ -58,6 +58,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before sides there was one workplace committee. With members or rounds of several, going back would hand them
+    # all to one committee (widening who sees them) or break the one-round-per-year constraint: refuse, and change
+    # nothing, before any table is altered.
+    owners = op.get_bind().execute(
+        sa.text("SELECT COUNT(DISTINCT workplace_org) FROM members UNION ALL SELECT COUNT(DISTINCT org_code) FROM feedback_rounds")
+    )
+    if any(count > 1 for (count,) in owners):
+        raise RuntimeError(
+            "0010_sides cannot be undone: members or feedback rounds belong to more than one workplace committee."
+        )
     with op.batch_alter_table("feedback_rounds") as batch:
         batch.drop_constraint("uq_feedback_rounds_year", type_="unique")
         batch.create_unique_constraint("uq_feedback_rounds_year", ["year", "scope_key"])

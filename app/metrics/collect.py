@@ -21,7 +21,7 @@ from app.models.audit import AuditChainLink, AuditEntry
 from app.models.base import utcnow
 from app.models.feedback import FeedbackRound
 from app.models.notice import Notice, NoticeStatus
-from app.models.organization import Organization, OrgKind
+from app.models.organization import Organization
 from app.models.subscription import Delivery, Subscription
 
 log = logging.getLogger("app.metrics")
@@ -155,13 +155,7 @@ async def _webhooks(session: AsyncSession, now) -> list[Metric]:
 
 
 async def _notices(session: AsyncSession, now) -> list[Metric]:
-    committees = set(
-        (
-            await session.execute(
-                select(Organization.code).where(Organization.kind.in_([OrgKind.khoi.value, OrgKind.district.value]))
-            )
-        ).scalars()
-    )
+    committees = set((await session.execute(select(Organization.code).where(Organization.side.is_not(None)))).scalars())
     rows = await session.execute(
         select(
             Notice.recipient_org,

@@ -12,7 +12,7 @@ from app.models.base import JSONType, ts_field
 
 
 class AccountKind(StrEnum):
-    client = "client"  # a district or Khối IT system (client_credentials)
+    client = "client"  # a committee's IT system (client_credentials)
     user = "user"  # a member of staff (password, Swagger UI)
 
 

@@ -75,7 +75,8 @@ class AuditCheckpoint(SQLModel, table=True):
 
 
 class AuditVerification(SQLModel, table=True):
-    """The outcome of one full or resumed verification: what district auditors read, where the next run resumes."""
+    """The outcome of one full or resumed verification: what other committees' auditors read, where the next run
+    resumes."""
 
     __tablename__ = "audit_verifications"
 

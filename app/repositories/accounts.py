@@ -20,7 +20,8 @@ _CALLER = Prepared(
         Account.org_code,
         Account.roles,
         Account.tokens_valid_after,
-        Organization.kind.label("org_kind"),
+        Organization.side.label("org_side"),
+        Organization.operator,
         Organization.valid_to.label("org_valid_to"),
     )
     .join(Organization, Organization.code == Account.org_code)
@@ -37,20 +38,21 @@ class CallerRow:
     org_code: str
     roles: list[str]
     tokens_valid_after: datetime | None
-    org_kind: str
+    org_side: str | None
+    operator: bool
     org_valid_to: date | None  # the committee's last day was the day before (a registry edition retired it)
 
 
 async def enabled_caller(session: AsyncSession, account_id: uuid.UUID) -> CallerRow | None:
-    """The enabled account `account_id` and its committee's kind."""
+    """The enabled account `account_id`, its committee's side and operator flag."""
     row = await _CALLER.fetchrow(session, {"account_id": account_id})
     return CallerRow(**row) if row is not None else None
 
 
-def readable(*, khoi: bool, org: str) -> ColumnElement[bool]:
-    """The scope rule for accounts, and the only one: the Khối's admins see every committee's accounts, a district
-    admin its own committee's."""
-    return true() if khoi else Account.org_code == org
+def readable(*, all_orgs: bool, org: str) -> ColumnElement[bool]:
+    """The scope rule for accounts, and the only one: `all_orgs` (the operator's admins) every committee's accounts,
+    otherwise the caller's own committee's."""
+    return true() if all_orgs else Account.org_code == org
 
 
 class LoginTaken(Exception):
@@ -68,10 +70,10 @@ async def add(session: AsyncSession, account: Account) -> None:
 
 
 async def page(
-    session: AsyncSession, *, khoi: bool, org: str, org_code: str | None, after: str | None, limit: int
+    session: AsyncSession, *, all_orgs: bool, org: str, org_code: str | None, after: str | None, limit: int
 ) -> list[Account]:
     """Accounts in scope, by login, after `after`."""
-    stmt = select(Account).where(readable(khoi=khoi, org=org)).order_by(Account.login).limit(limit)
+    stmt = select(Account).where(readable(all_orgs=all_orgs, org=org)).order_by(Account.login).limit(limit)
     if org_code:
         stmt = stmt.where(Account.org_code == org_code)
     if after:
@@ -79,8 +81,8 @@ async def page(
     return list((await session.execute(stmt)).scalars())
 
 
-async def get_visible(session: AsyncSession, *, khoi: bool, org: str, account_id: uuid.UUID) -> Account | None:
-    stmt = select(Account).where(Account.id == account_id, readable(khoi=khoi, org=org))
+async def get_visible(session: AsyncSession, *, all_orgs: bool, org: str, account_id: uuid.UUID) -> Account | None:
+    stmt = select(Account).where(Account.id == account_id, readable(all_orgs=all_orgs, org=org))
     return (await session.execute(stmt)).scalar_one_or_none()
 
 

@@ -17,10 +17,10 @@ ENTRY_FIELDS = [c.name for c in AuditEntry.__table__.columns if c.name != "seq"]
 _INSERT_ENTRY = Prepared(insert(AuditEntry.__table__), column_keys=ENTRY_FIELDS)
 
 
-def readable(*, khoi: bool, org: str) -> ColumnElement[bool]:
-    """The scope rule for audit entries, and the only one: a Khối auditor sees everything; a district auditor its
-    own committee's actions and those about it."""
-    if khoi:
+def readable(*, whole_log: bool, org: str) -> ColumnElement[bool]:
+    """The scope rule for audit entries, and the only one: `whole_log` (the operator's auditors) everything;
+    otherwise the caller's own committee's actions and those about it."""
+    if whole_log:
         return true()
     return or_(AuditEntry.actor_org == org, AuditEntry.counterpart_org == org)
 
@@ -194,11 +194,11 @@ class EntryFilter:
 
 
 async def entries_page(
-    session: AsyncSession, *, khoi: bool, org: str, filters: EntryFilter, after: int | None, limit: int
+    session: AsyncSession, *, whole_log: bool, org: str, filters: EntryFilter, after: int | None, limit: int
 ) -> list[AuditEntry]:
     """Entries in scope that match `filters`, oldest first, after seq `after`."""
     f = filters
-    stmt = select(AuditEntry).where(readable(khoi=khoi, org=org)).order_by(AuditEntry.seq).limit(limit)
+    stmt = select(AuditEntry).where(readable(whole_log=whole_log, org=org)).order_by(AuditEntry.seq).limit(limit)
     if f.org:
         stmt = stmt.where((AuditEntry.actor_org == f.org) | (AuditEntry.counterpart_org == f.org))
     if f.actor:

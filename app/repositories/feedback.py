@@ -24,8 +24,11 @@ _years: dict[int, asyncio.Lock] = {}
 YEAR_LOCK_SPACE = 0x4D58  # advisory-lock namespace of "one round of a year writes at a time"
 
 
-async def find(session: AsyncSession, *, year: int, scope_key: str) -> FeedbackRound | None:
-    stmt = select(FeedbackRound).where(FeedbackRound.year == year, FeedbackRound.scope_key == scope_key)
+async def find(session: AsyncSession, *, org_code: str, year: int, scope_key: str) -> FeedbackRound | None:
+    """The workplace committee's round of the year with this scope."""
+    stmt = select(FeedbackRound).where(
+        FeedbackRound.org_code == org_code, FeedbackRound.year == year, FeedbackRound.scope_key == scope_key
+    )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -81,8 +84,8 @@ async def exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
 
 
 async def next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str], set[str]]:
-    """The next members by card number, which of them the round already has, and which another round of the same
-    year already asked."""
+    """The next of the round's workplace committee's members by card number, which of them the round already has,
+    and which another round of the same year already asked."""
     async with db.sessions() as session:
         stmt = (
             select(
@@ -92,7 +95,7 @@ async def next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[lis
                 Member.exemption_category,
                 Member.workplace_unit_code,
             )
-            .where(Member.party_card_no > cursor)
+            .where(Member.workplace_org == rnd.org_code, Member.party_card_no > cursor)
             .order_by(Member.party_card_no)
             .limit(batch)
         )
@@ -172,8 +175,8 @@ async def progress(
     today: date,
     inherited: list[str] = (),
 ) -> tuple[list[tuple[str, Counts]], list[tuple[str, Counts]], list[tuple[str, int]]]:
-    """Counts per district and per unit, and skipped items per reason; `district`: only that district's part, and
-    the part of the committees it succeeded (`inherited`) about members now in its area."""
+    """Counts per residence committee and per unit, and skipped items per reason; `district`: only that residence
+    committee's part, and the part of the committees it succeeded (`inherited`) about members now in its area."""
     mine = FeedbackRoundItem.round_id == round_id
     if district is not None:
         taken_over = FeedbackRoundItem.district.in_(list(inherited)) & (

@@ -1,9 +1,9 @@
 """The committee registry in the database."""
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.organization import Organization
+from app.models.organization import Organization, OrgSide
 
 
 async def by_code(session: AsyncSession) -> dict[str, Organization]:
@@ -11,11 +11,14 @@ async def by_code(session: AsyncSession) -> dict[str, Organization]:
     return {o.code: o for o in (await session.execute(select(Organization))).scalars()}
 
 
-async def listed(session: AsyncSession, *, kind: str | None) -> list[Organization]:
-    """The registry, Khối first, then districts by code."""
-    stmt = select(Organization).order_by(Organization.kind != "khoi", Organization.code)
+async def listed(session: AsyncSession, *, kind: str | None, side: str | None) -> list[Organization]:
+    """The registry: the workplace side first, then by code."""
+    workplace_first = case((Organization.side == OrgSide.workplace.value, 0), else_=1)
+    stmt = select(Organization).order_by(workplace_first, Organization.code)
     if kind:
         stmt = stmt.where(Organization.kind == kind)
+    if side:
+        stmt = stmt.where(Organization.side == side)
     return list((await session.execute(stmt)).scalars())
 
 

@@ -1,4 +1,4 @@
-"""Account administration: Khối admins manage every committee, a district admin only its own."""
+"""Account administration: the operator's admins manage every committee, another committee's admin only its own."""
 
 import uuid
 from typing import Annotated
@@ -11,6 +11,7 @@ from app.http.pagination import CursorParam, LimitParam, after_value, fetch_page
 from app.infra.config import settings
 from app.schemas.account import AccountCreate, AccountCreated, AccountPublic, AccountsPublic
 from app.services import accounts as svc
+from app.services.organizations import example_codes
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["Quản trị tài khoản"])
 
@@ -18,14 +19,14 @@ _ERRORS = {401: {"description": "Chưa xác thực"}, 403: {"description": "Khô
 
 _CREATE_EXAMPLES = {
     "system": {
-        "summary": "Tài khoản hệ thống của Quận ủy Ba Đình",
-        "value": {"kind": "client", "org_code": "ba-dinh", "roles": ["clerk"]},
+        "summary": "Tài khoản hệ thống của một tổ chức bên nơi cư trú",
+        "value": {"kind": "client", "org_code": example_codes().residence, "roles": ["clerk"]},
     },
     "officer": {
         "summary": "Cán bộ chịu trách nhiệm về tài liệu",
         "value": {
             "kind": "user",
-            "org_code": "khoi-cqtp",
+            "org_code": example_codes().workplace,
             "username": "nguyen.thi.lan",
             "roles": ["clerk", "officer"],
             "full_name": "Nguyễn Thị Lan",

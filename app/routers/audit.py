@@ -119,13 +119,13 @@ async def export_entries(_session: SessionDep, auditor: Auditor, filters: Filter
     "/verify",
     name="audit.verify",
     response_model=VerificationReport,
-    responses={**_ERRORS, 404: {"description": "Nhật ký chưa được kiểm tra lần nào (kiểm toán viên quận/huyện)"}},
+    responses={**_ERRORS, 404: {"description": "Nhật ký chưa được kiểm tra lần nào (kiểm toán viên tổ chức khác)"}},
     summary="Kiểm tra toàn vẹn nhật ký",
-    description="Kiểm toán viên của Khối: niêm phong các mục mới, tính lại chuỗi băm theo từng trang (không chặn các "
-    "yêu cầu khác), đối chiếu mọi checkpoint đã ký (của dịch vụ và các checkpoint bạn đã lưu, gửi qua `checkpoint`), "
-    "báo mục hỏng đầu tiên và ghi lại kết quả. `resume=true`: chỉ tính lại phần sau checkpoint đã ký mới nhất mà "
-    "một lần kiểm tra thành công trước đó đã bao gồm (`resumed_from`). Kiểm toán viên quận/huyện nhận kết quả của "
-    "lần kiểm tra gần nhất (`summary: true`), không khởi động việc tính lại.",
+    description="Kiểm toán viên của tổ chức vận hành (`operator`): niêm phong các mục mới, tính lại chuỗi băm theo "
+    "từng trang (không chặn các yêu cầu khác), đối chiếu mọi checkpoint đã ký (của dịch vụ và các checkpoint bạn đã "
+    "lưu, gửi qua `checkpoint`), báo mục hỏng đầu tiên và ghi lại kết quả. `resume=true`: chỉ tính lại phần sau "
+    "checkpoint đã ký mới nhất mà một lần kiểm tra thành công trước đó đã bao gồm (`resumed_from`). Kiểm toán viên "
+    "tổ chức khác nhận kết quả của lần kiểm tra gần nhất (`summary: true`), không khởi động việc tính lại.",
 )
 async def verify(
     session: SessionDep,

@@ -38,7 +38,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     response_model=TokenResponse,
     summary="Cấp mã truy cập (OAuth2)",
     description="`grant_type=password` cho cán bộ (nút Authorize của Swagger UI); "
-    "`grant_type=client_credentials` cho hệ thống của quận/huyện (client_id và client_secret trong "
+    "`grant_type=client_credentials` cho hệ thống của tổ chức (client_id và client_secret trong "
     "form hoặc HTTP Basic). Mã truy cập có hiệu lực tối đa 15 phút.",
     responses={401: {"description": "Sai thông tin đăng nhập"}, 429: {"description": "Đăng nhập sai quá nhiều lần"}},
 )

@@ -20,14 +20,15 @@ _EXAMPLE = {"year": {"summary": "Đợt nhận xét cuối năm 2026", "value": 
     name="feedback_round.start",
     response_model=FeedbackRoundPublic,
     status_code=201,
-    summary="Mở đợt xin ý kiến nhận xét (Đảng ủy Khối)",
-    description="Tạo một phiếu `feedback.requested` cho mỗi đảng viên đủ điều kiện, gửi quận/huyện nơi cư "
-    "trú; việc tạo chạy nền theo lô, xem tiến độ ở GET. Gọi lại cùng năm và phạm vi không tạo "
+    summary="Mở đợt xin ý kiến nhận xét (bên nơi làm việc)",
+    description="Đợt thuộc tổ chức bên nơi làm việc mở nó và chỉ gồm đảng viên của tổ chức đó. Tạo một phiếu "
+    "`feedback.requested` cho mỗi đảng viên đủ điều kiện, gửi tổ chức nơi cư trú của đảng viên; việc tạo chạy nền "
+    "theo lô, xem tiến độ ở GET. Gọi lại cùng năm và phạm vi không tạo "
     "trùng: chỉ bổ sung phiếu còn thiếu (200). Mỗi đảng viên chỉ được xin ý kiến một lần mỗi năm: đợt sau "
     "cùng năm bỏ qua người đã được hỏi (lý do `already_requested`).",
     responses={
         200: {"model": FeedbackRoundPublic, "description": "Đợt đã có; bổ sung phiếu còn thiếu"},
-        403: {"description": "Chỉ Đảng ủy Khối"},
+        403: {"description": "Chỉ tổ chức bên nơi làm việc"},
     },
 )
 async def start_round(
@@ -51,8 +52,8 @@ async def start_round(
     "/{round_id}",
     name="feedback_round.read",
     response_model=FeedbackRoundPublic,
-    summary="Tiến độ: theo quận/huyện và theo đơn vị (quận/huyện chỉ thấy phần của mình)",
-    responses={404: {"description": "Không có đợt này"}},
+    summary="Tiến độ: theo nơi cư trú và theo đơn vị (bên nơi cư trú chỉ thấy phần của mình)",
+    responses={404: {"description": "Không có đợt này, hoặc đợt của tổ chức bên nơi làm việc khác"}},
 )
 async def get_round(session: SessionDep, principal: Worker, round_id: uuid.UUID) -> FeedbackRoundPublic:
     return await svc.progress(session=session, principal=principal, round_id=round_id)
@@ -63,7 +64,10 @@ async def get_round(session: SessionDep, principal: Worker, round_id: uuid.UUID)
     name="feedback_round.remind",
     response_model=RemindersSent,
     summary="Nhắc các phiếu quá hạn ngay (mỗi phiếu tối đa một lần mỗi chu kỳ)",
-    responses={403: {"description": "Chỉ Đảng ủy Khối"}, 404: {"description": "Không có đợt này"}},
+    responses={
+        403: {"description": "Chỉ tổ chức bên nơi làm việc"},
+        404: {"description": "Không có đợt này, hoặc đợt của tổ chức khác"},
+    },
 )
 async def remind(session: SessionDep, principal: Organiser, round_id: uuid.UUID) -> RemindersSent:
     return RemindersSent(sent=await svc.remind(session=session, principal=principal, round_id=round_id))

@@ -1,4 +1,4 @@
-"""Members: the Khối writes; each side reads its scope."""
+"""Members: a member's workplace committee writes; each side reads its scope."""
 
 from typing import Annotated
 
@@ -11,6 +11,7 @@ from app.infra.config import settings
 from app.models.member import CARD_NO_PATTERN, ResidenceStatus
 from app.schemas.member import MemberPublic, MembersPublic, MemberUpsert
 from app.services import members as svc
+from app.services.organizations import example_codes
 
 router = APIRouter(prefix="/api/v1/members", tags=["Đảng viên"])
 
@@ -25,7 +26,7 @@ _EXAMPLE = {
             "citizen_id": "001085012345",
             "workplace_unit_code": "so-tu-phap",
             "workplace_unit_name": "Đảng bộ Sở Tư pháp",
-            "residence_org": "ba-dinh",
+            "residence_org": example_codes().residence,
             "residence_ward": "Phường Kim Mã",
             "residence_address": "Số 12 ngõ 5 Kim Mã",
             "residence_since": "2020-06-01",
@@ -86,7 +87,7 @@ async def search_members(
 )
 async def get_member(request: Request, session: SessionDep, principal: Worker, party_card_no: CardNo) -> MemberPublic:
     member = await svc.get_member(session=session, principal=principal, card_no=party_card_no)
-    auditing.note(request, member_ref=member.party_card_no, counterpart_org=member.residence_org)
+    auditing.note(request, member_ref=member.party_card_no, counterpart_org=principal.other_side_of(member))
     return MemberPublic.model_validate(member, from_attributes=True)
 
 
@@ -94,12 +95,14 @@ async def get_member(request: Request, session: SessionDep, principal: Worker, p
     "/{party_card_no}",
     name="member.upsert",
     response_model=MemberPublic,
-    summary="Tạo hoặc cập nhật đảng viên (Đảng ủy Khối)",
-    description="Gửi lại cùng nội dung không thay đổi gì. Đổi quận/huyện cư trú sẽ tự động gửi thông báo "
-    "`member.residence_changed` cho cả nơi cũ và nơi mới.",
+    summary="Tạo hoặc cập nhật đảng viên (bên nơi làm việc)",
+    description="Tổ chức bên nơi làm việc gọi; đảng viên mới thuộc hồ sơ của tổ chức này. Gửi lại cùng nội dung "
+    "không thay đổi gì. Đổi nơi cư trú sẽ tự động gửi thông báo `member.residence_changed` cho cả nơi cũ và nơi "
+    "mới. Số thẻ đã thuộc hồ sơ của tổ chức bên nơi làm việc khác: 409 `member_other_workplace`.",
     responses={
         201: {"model": MemberPublic, "description": "Đã tạo"},
-        403: {"description": "Chỉ Đảng ủy Khối"},
+        403: {"description": "Chỉ tổ chức bên nơi làm việc"},
+        409: {"description": "Đảng viên thuộc hồ sơ của tổ chức bên nơi làm việc khác"},
         422: {"description": "Dữ liệu không hợp lệ"},
     },
 )
@@ -113,7 +116,10 @@ async def put_member(
 ) -> MemberPublic:
     member, created = await svc.upsert_member(session=session, principal=principal, card_no=party_card_no, data=data)
     auditing.note(
-        request, member_ref=member.party_card_no, counterpart_org=member.residence_org, status=201 if created else 200
+        request,
+        member_ref=member.party_card_no,
+        counterpart_org=principal.other_side_of(member),
+        status=201 if created else 200,
     )
     if created:
         response.status_code = 201

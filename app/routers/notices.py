@@ -20,6 +20,7 @@ from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.principal import Principal
 from app.schemas.notice import NoticeCreate, NoticeCreated, NoticeDetail, NoticePublic, NoticesPublic, ReplyCreate
 from app.services import notices as svc
+from app.services.organizations import example_codes
 from app.text import Instant
 
 router = APIRouter(prefix="/api/v1/notices", tags=["Thông báo"])
@@ -43,12 +44,12 @@ _WRITE_ERRORS = {
 
 _PUSH_EXAMPLES = {
     "introduced": {
-        "summary": "Khối giới thiệu đảng viên về nơi cư trú",
+        "summary": "Bên nơi làm việc giới thiệu đảng viên về nơi cư trú",
         "value": {
             "kind": "member.introduced",
             "member_card_no": "01234567",
             "payload": {
-                "letter_no": "125-GGT/ĐUK",
+                "letter_no": "125-GGT/ĐU",
                 "issued_on": "2026-11-02",
                 "ward": "Phường Kim Mã",
                 "address": "Số 12 ngõ 5 Kim Mã",
@@ -57,7 +58,7 @@ _PUSH_EXAMPLES = {
         },
     },
     "feedback_requested": {
-        "summary": "Khối xin ý kiến nhận xét nơi cư trú",
+        "summary": "Bên nơi làm việc xin ý kiến nhận xét nơi cư trú",
         "value": {
             "kind": "feedback.requested",
             "member_card_no": "01234567",
@@ -83,18 +84,22 @@ _PUSH_EXAMPLES = {
             "member_card_no": "01234567",
             "payload": {
                 "form": "reprimand",
-                "decision_no": "45-QĐ/ĐUK",
+                "decision_no": "45-QĐ/ĐU",
                 "decided_on": "2026-11-10",
-                "authority": "Ban Thường vụ Đảng ủy Khối",
+                "authority": "Ban Thường vụ Đảng ủy",
             },
         },
     },
     "residence_changed": {
-        "summary": "Quận báo đảng viên đã chuyển nơi ở",
+        "summary": "Bên nơi cư trú báo đảng viên đã chuyển nơi ở",
         "value": {
             "kind": "member.residence_changed",
             "member_card_no": "01234567",
-            "payload": {"from_org": "ba-dinh", "to_org": "cau-giay", "moved_on": "2026-11-01"},
+            "payload": {
+                "from_org": example_codes().residence,
+                "to_org": example_codes().other_residence,
+                "moved_on": "2026-11-01",
+            },
         },
     },
     "info_requested": {
@@ -114,7 +119,7 @@ _PUSH_EXAMPLES = {
             "payload": {
                 "reason": "Sai số giấy giới thiệu",
                 "corrected": {
-                    "letter_no": "126-GGT/ĐUK",
+                    "letter_no": "126-GGT/ĐU",
                     "issued_on": "2026-11-02",
                     "ward": "Phường Kim Mã",
                     "address": "Số 12 ngõ 5 Kim Mã",
@@ -126,14 +131,14 @@ _PUSH_EXAMPLES = {
 
 _REPLY_EXAMPLES = {
     "accepted": {
-        "summary": "Quận xác nhận đã tiếp nhận",
+        "summary": "Bên nơi cư trú xác nhận đã tiếp nhận",
         "value": {
             "kind": "member.accepted",
             "payload": {"ward": "Phường Kim Mã", "cell": "Chi bộ Tổ dân phố số 7", "accepted_on": "2026-11-12"},
         },
     },
     "not_accepted": {
-        "summary": "Quận báo không tiếp nhận",
+        "summary": "Bên nơi cư trú báo không tiếp nhận",
         "value": {
             "kind": "member.not_accepted",
             "payload": {"reason": "Đảng viên không cư trú tại địa chỉ đã giới thiệu"},
@@ -197,8 +202,8 @@ async def _create(
     status_code=201,
     summary="Gửi thông báo",
     responses=_WRITE_ERRORS,
-    description="Bên gửi là tổ chức của tài khoản; bên nhận được xác định từ nơi cư trú của đảng viên "
-    "(Khối → quận/huyện) hoặc là Đảng ủy Khối (quận/huyện → Khối).",
+    description="Bên gửi là tổ chức của tài khoản; bên nhận là tổ chức của đảng viên ở bên còn lại: nơi cư trú "
+    "của đảng viên khi bên nơi làm việc gửi, tổ chức nơi làm việc của đảng viên khi bên nơi cư trú gửi.",
 )
 async def push_notice(
     request: Request,

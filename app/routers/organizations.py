@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.http.deps import CurrentPrincipal, SessionDep
-from app.models.organization import OrgKind
+from app.models.organization import OrgKind, OrgSide
 from app.schemas.organization import OrganizationPublic, OrganizationsPublic
 from app.services import organizations as svc
 
@@ -16,15 +16,24 @@ router = APIRouter(prefix="/api/v1/organizations", tags=["Tổ chức đảng"])
     "",
     name="organization.list",
     response_model=OrganizationsPublic,
-    summary="Danh sách Đảng ủy Khối và các quận/huyện/thị ủy",
+    summary="Danh sách tổ chức đảng (bên nơi làm việc trước, rồi theo mã)",
+    description="Mỗi tổ chức tham gia trao đổi có một bên (`side`): `workplace` — nơi làm việc (nơi quản lý hồ sơ "
+    "đảng viên), `residence` — nơi cư trú; không có bên: không tham gia trao đổi. `operator`: tổ chức vận hành "
+    "hệ thống trao đổi.",
 )
 async def list_organizations(
     session: SessionDep,
     _principal: CurrentPrincipal,
     kind: Annotated[OrgKind | None, Query(description="lọc theo loại tổ chức")] = None,
+    side: Annotated[
+        OrgSide | None,
+        Query(description="lọc theo bên trao đổi: workplace (nơi làm việc) hoặc residence (nơi cư trú)"),
+    ] = None,
     active: Annotated[bool, Query(description="chỉ các tổ chức còn hiệu lực hôm nay")] = False,
 ) -> OrganizationsPublic:
-    orgs = await svc.list_organizations(session=session, kind=kind.value if kind else None, active_only=active)
+    orgs = await svc.list_organizations(
+        session=session, kind=kind.value if kind else None, side=side.value if side else None, active_only=active
+    )
     return OrganizationsPublic(items=await svc.present(session=session, orgs=orgs))
 
 
@@ -38,7 +47,7 @@ async def list_organizations(
 async def get_organization(
     session: SessionDep,
     _principal: CurrentPrincipal,
-    code: Annotated[str, Path(max_length=64, examples=["ba-dinh"])],
+    code: Annotated[str, Path(max_length=64, examples=[svc.example_codes().residence])],
 ) -> OrganizationPublic:
     org = await svc.get_organization(session=session, code=code)
     return (await svc.present(session=session, orgs=[org]))[0]

@@ -25,9 +25,9 @@ router = APIRouter(prefix="/api/v1/subscriptions", tags=["Nhận thông báo đ�
 _NOT_FOUND = {404: {"description": "Không có đăng ký này trong tổ chức"}}
 _EXAMPLE = {
     "https": {
-        "summary": "Hệ thống của quận nhận thông báo mới",
+        "summary": "Hệ thống của tổ chức nhận thông báo mới",
         "value": {
-            "url": "https://qlvb.badinh.hanoi.gov.vn/webhooks/member-exchange",
+            "url": "https://qlvb.to-chuc.example/webhooks/member-exchange",
             "kinds": ["member.introduced", "feedback.requested"],
         },
     }

@@ -17,7 +17,7 @@ _EXAMPLE = {
             "jwk": {
                 "kty": "EC",
                 "crv": "P-256",
-                "kid": "ba-dinh-2026",
+                "kid": "khoa-ky-2026",
                 "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
                 "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
             }

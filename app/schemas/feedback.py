@@ -14,7 +14,7 @@ class FeedbackRoundCreate(BaseModel):
     year: int = Field(ge=2000, le=2100)
     deadline: date
     units: list[Code] = Field(
-        default_factory=list, max_length=200, description="grassroots unit codes; empty: every unit of the Khối"
+        default_factory=list, max_length=200, description="grassroots unit codes; empty: every unit of the committee"
     )
 
 

@@ -12,7 +12,7 @@ CITIZEN_ID_PATTERN = r"^[0-9]{12}$"
 
 
 class MemberUpsert(BaseModel):
-    """What the Khối sends to create or update a member (PUT is idempotent)."""
+    """What a workplace-side committee sends to create or update one of its members (PUT is idempotent)."""
 
     model_config = {"extra": "forbid"}
 
@@ -21,7 +21,7 @@ class MemberUpsert(BaseModel):
     citizen_id: str | None = Field(default=None, pattern=CITIZEN_ID_PATTERN)
     workplace_unit_code: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
     workplace_unit_name: Name = Field(max_length=255)
-    residence_org: Code = Field(description="code of the district of residence")
+    residence_org: Code = Field(description="code of the residence committee (a residence-side committee)")
     residence_ward: Name = Field(max_length=120)
     residence_address: Name = Field(max_length=255)
     residence_since: date
@@ -52,6 +52,7 @@ class MemberPublic(BaseModel):
     full_name: str
     birth_date: date
     citizen_id: str | None
+    workplace_org: str = Field(description="the workplace committee whose member this is")
     workplace_unit_code: str
     workplace_unit_name: str
     residence_org: str

@@ -163,7 +163,8 @@ class _NoticeIn(BaseModel):
     member_card_no: str = Field(pattern=CARD_NO_PATTERN, description="số thẻ đảng viên")
     recipient_org: Code | None = Field(
         default=None,
-        description="optional: derived by the service (the member's district, or the Khối); if given it must match",
+        description="optional: derived by the service (the member's committee on the other side); if given it must "
+        "match",
     )
 
 

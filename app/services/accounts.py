@@ -4,6 +4,7 @@ import secrets
 import uuid
 
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.infra.clock import today
 from app.infra.db import Session
 from app.infra.security import hash_secret_async, new_secret
 from app.models.account import Account, AccountKind, Role
@@ -21,8 +22,11 @@ async def create_account(*, session: Session, data: AccountCreate, actor: Princi
     if actor is not None and not policy.may_manage_accounts(actor, data.org_code):
         raise Forbidden("Quản trị viên chỉ được tạo tài khoản cho tổ chức của mình.", code="org_not_managed")
     org = await get_organization(session=session, code=data.org_code)
-    if org.kind not in ("khoi", "district"):
-        raise Unprocessable("Chỉ Đảng ủy Khối và các quận/huyện/thị ủy có tài khoản trao đổi.", code="org_not_party")
+    if org.side is None or not org.is_active(today()):
+        raise Unprocessable(
+            "Chỉ tổ chức đang tham gia trao đổi (bên nơi làm việc hoặc bên nơi cư trú, còn hiệu lực) có tài khoản.",
+            code="org_not_party",
+        )
     if data.kind == AccountKind.client:
         if data.username:
             raise Unprocessable(
@@ -37,9 +41,9 @@ async def create_account(*, session: Session, data: AccountCreate, actor: Princi
         if Role.officer in data.roles and not (data.full_name and data.position):
             raise Unprocessable("Cán bộ chịu trách nhiệm (officer) cần họ tên và chức vụ.", code="officer_identity")
         login = data.username
-        # Logins are global; a district admin names accounts only inside its own committee's prefix, so a clash
-        # can never tell it which names another committee uses.
-        if actor is not None and not actor.is_khoi and not login.startswith(f"{org.code}."):
+        # Logins are global; an admin of any committee but the operator names accounts only inside its own
+        # committee's prefix, so a clash can never tell it which names another committee uses.
+        if actor is not None and not policy.manages_all_accounts(actor) and not login.startswith(f"{org.code}."):
             raise Unprocessable(
                 f"Tên đăng nhập của cán bộ phải bắt đầu bằng mã tổ chức: '{org.code}.'.", code="login_prefix_required"
             )
@@ -66,13 +70,20 @@ async def list_accounts(
 ) -> list[Account]:
     """Accounts the admin may manage, by login."""
     return await rows.page(
-        session, khoi=principal.is_khoi, org=principal.org_code, org_code=org_code, after=after, limit=limit
+        session,
+        all_orgs=policy.manages_all_accounts(principal),
+        org=principal.org_code,
+        org_code=org_code,
+        after=after,
+        limit=limit,
     )
 
 
 async def get_account(*, session: Session, principal: Principal, account_id: uuid.UUID) -> Account:
     """One account the admin may manage, or 404."""
-    account = await rows.get_visible(session, khoi=principal.is_khoi, org=principal.org_code, account_id=account_id)
+    account = await rows.get_visible(
+        session, all_orgs=policy.manages_all_accounts(principal), org=principal.org_code, account_id=account_id
+    )
     if account is None:
         raise NotFound("Không tìm thấy tài khoản.", code="account_not_found")
     return account

@@ -25,6 +25,7 @@ from app.repositories import audit as audit_rows
 from app.repositories import locks
 from app.repositories.audit import EntryFilter
 from app.schemas.audit import VerificationProblem, VerificationReport
+from app.services import policy
 
 log = logging.getLogger("app.audit")
 
@@ -273,7 +274,7 @@ def read_checkpoint(token: str) -> tuple[int, str]:
 # requests while a long log is recomputed. A verification may resume: it then starts from the newest stored signed
 # checkpoint that an earlier, successful verification covered (its signature proves its head hash), rechecks that
 # the stored chain still reaches that head there, and recomputes only what was chained after it. Every run is
-# recorded (`audit_verifications`); district auditors read the latest record instead of starting a run.
+# recorded (`audit_verifications`); auditors of committees other than the operator read the latest record.
 
 
 @dataclass
@@ -449,7 +450,7 @@ def _report(
 
 
 async def record(*, session: Session, report: VerificationReport, by: str | None) -> None:
-    """Keep a verification's outcome: the summary district auditors read, the point a later run resumes from."""
+    """Keep a verification's outcome: the summary other committees' auditors read, where a later run resumes."""
     await audit_rows.add_verification(
         session,
         AuditVerification(
@@ -469,9 +470,10 @@ async def record(*, session: Session, report: VerificationReport, by: str | None
 async def verify_for(
     *, session: Session, sessions: SessionFactory, principal: Principal, presented: list[str], resume: bool
 ) -> VerificationReport:
-    """What an auditor may ask: a Khối auditor starts a verification (seal first, then recompute, then record it);
-    a district auditor gets the latest recorded verification, never a recomputation of the whole city's log."""
-    if not principal.is_khoi:
+    """What an auditor may ask: the operator's auditor starts a verification (seal first, then recompute, then record
+    it); any other committee's auditor gets the latest recorded verification, never a recomputation of the whole
+    log."""
+    if not policy.reads_whole_log(principal):
         last = await audit_rows.last_verification(session)
         if last is None:
             raise NotFound("Nhật ký chưa được kiểm tra lần nào.", code="audit_not_verified_yet")
@@ -503,7 +505,12 @@ async def list_entries(
 ) -> list[AuditEntry]:
     """Entries the auditor may see, oldest first, from the cursor on."""
     return await audit_rows.entries_page(
-        session, khoi=principal.is_khoi, org=principal.org_code, filters=filters, after=after, limit=limit
+        session,
+        whole_log=policy.reads_whole_log(principal),
+        org=principal.org_code,
+        filters=filters,
+        after=after,
+        limit=limit,
     )
 
 

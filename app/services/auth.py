@@ -142,7 +142,7 @@ async def principal_from_claims(*, session: Session, claims: TokenClaims) -> Pri
     row = await accounts.enabled_caller(session, claims.sub)
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
-    login, kind, org_code, roles, org_kind = row.login, row.kind, row.org_code, row.roles, row.org_kind
+    login, kind, org_code, roles = row.login, row.kind, row.org_code, row.roles
     if org_code != claims.org or TOKEN_USE.get(kind) != claims.token_use:
         raise Unauthorized("Mã truy cập không khớp với tài khoản.", code="invalid_token")
     valid_after = row.tokens_valid_after
@@ -156,7 +156,8 @@ async def principal_from_claims(*, session: Session, claims: TokenClaims) -> Pri
         account_id=claims.sub,
         login=login,
         org_code=org_code,
-        org_kind=org_kind,
+        org_side=row.org_side,
+        operator=row.operator,
         roles=frozenset(roles),
         token_use=claims.token_use,
         jti=claims.jti,

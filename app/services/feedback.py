@@ -1,5 +1,6 @@
-"""The annual residence-comment round: create one comment request per eligible member, in batches, and report
-progress; remind districts of overdue requests, never more often than the configured interval."""
+"""The annual residence-comment round: a workplace committee asks for comments on each of its eligible members, in
+batches; progress is reported to it and to each residence committee for its part; overdue requests are reminded,
+never more often than the configured interval."""
 
 import asyncio
 import json
@@ -23,6 +24,7 @@ from app.models.base import utcnow
 from app.models.feedback import FeedbackRound
 from app.models.member import ResidenceStatus
 from app.models.notice import NoticeKind, NoticeStatus
+from app.models.organization import OrgSide
 from app.principal import Principal
 from app.repositories import feedback as repo
 from app.repositories import notices as notice_rows
@@ -36,7 +38,6 @@ from app.schemas.feedback import (
     UnitProgress,
 )
 from app.services import notices, policy, webhooks
-from app.services.organizations import KHOI_CODE
 from app.services.signed import signed_content
 
 log = logging.getLogger("app.feedback")
@@ -48,11 +49,22 @@ SKIP_REASONS = {
     ResidenceStatus.not_accepted.value: "not_accepted",
     ResidenceStatus.moved_away.value: "moved_away",
 }
-# The sender of what the service sends on its own (reminders): the Khối, no account.
-SERVICE = Principal(
-    account_id=None, login="service", org_code=KHOI_CODE, org_kind="khoi", roles=frozenset(), token_use="system", jti=""
-)
 ALREADY_REQUESTED = "already_requested"  # asked by another round of the same year: one request per member and year
+
+
+def service_principal(org_code: str) -> Principal:
+    """The sender of what the service sends on its own for a round (reminders): the round's workplace committee, no
+    account."""
+    return Principal(
+        account_id=None,
+        login="service",
+        org_code=org_code,
+        org_side=OrgSide.workplace.value,
+        operator=False,
+        roles=frozenset(),
+        token_use="system",
+        jti="",
+    )
 
 
 def _scope_key(units: list[str]) -> str:
@@ -60,12 +72,13 @@ def _scope_key(units: list[str]) -> str:
 
 
 async def start(*, session: Session, principal: Principal, data: FeedbackRoundCreate) -> tuple[FeedbackRound, bool]:
-    """Open the year's round (or find it again); returns (round, created). Requests are made by `run`."""
-    policy.require_khoi(principal, "Chỉ Đảng ủy Khối mở đợt xin ý kiến nhận xét.")
+    """Open the caller's round of the year for its members (or find it again); returns (round, created). Requests
+    are made by `run`."""
+    policy.require_workplace(principal, "Chỉ tổ chức bên nơi làm việc mở đợt xin ý kiến nhận xét.")
     if data.deadline < today():
         raise Unprocessable("Hạn trả lời (deadline) đã qua.", code="due_date_in_past")
     key = _scope_key(data.units)
-    existing = await repo.find(session, year=data.year, scope_key=key)
+    existing = await repo.find(session, org_code=principal.org_code, year=data.year, scope_key=key)
     if existing is not None:
         # Running it again adds only the requests still missing (members added or accepted since).
         existing.status, existing.updated_at = "running", utcnow()
@@ -110,6 +123,7 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         await session.commit()
     spec = {
         "id": rnd.id,
+        "org_code": rnd.org_code,
         "year": rnd.year,
         "deadline": rnd.deadline,
         "created_by": rnd.created_by,
@@ -167,16 +181,17 @@ def build_batch(
     now = datetime.now(UTC)
     notice_rows, item_rows, delivery_rows = [], [], []
     payload = {"year": spec["year"], "due_date": spec["deadline"].isoformat()}
-    for card, district, status, exemption, unit in members:
-        item = {
-            "round_id": spec["id"],
-            "member_card_no": card,
-            "district": district,
-            "unit_code": unit,
-            "notice_id": None,
-            "skip_reason": None,
-            "reminded_at": None,
-        }
+    for card, residence, status, exemption, unit in members:
+        # The item's `district` column is the member's residence committee, whatever its kind.
+        item = dict(
+            round_id=spec["id"],
+            member_card_no=card,
+            district=residence,
+            unit_code=unit,
+            notice_id=None,
+            skip_reason=None,
+            reminded_at=None,
+        )
         if card in asked:
             item.update(status="skipped", skip_reason=ALREADY_REQUESTED)
         elif status == ResidenceStatus.accepted.value:
@@ -184,8 +199,8 @@ def build_batch(
             row = {
                 "id": notice_id,
                 "kind": NoticeKind.feedback_requested.value,
-                "sender_org": KHOI_CODE,
-                "recipient_org": district,
+                "sender_org": spec["org_code"],
+                "recipient_org": residence,
                 "member_card_no": card,
                 "thread_id": notice_id,
                 "in_reply_to": None,
@@ -199,7 +214,7 @@ def build_batch(
             row["signature"] = sign_compact(signed_content(row, []), signer=signer, kid=kid, typ=NOTICE_TYP)
             notice_rows.append(row)
             delivery_rows += webhooks.delivery_rows(
-                subs.get(district, []), notice_id=notice_id, kind=row["kind"], created_at=now
+                subs.get(residence, []), notice_id=notice_id, kind=row["kind"], created_at=now
             )
             item.update(status="requested", notice_id=notice_id)
         else:
@@ -242,17 +257,33 @@ async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
 async def get_round(*, session: Session, round_id: uuid.UUID) -> FeedbackRound:
     rnd = await repo.get(session, round_id)
     if rnd is None:
-        raise NotFound("Không tìm thấy đợt xin ý kiến.", code="round_not_found")
+        raise _not_found()
+    return rnd
+
+
+def _not_found() -> NotFound:
+    return NotFound("Không tìm thấy đợt xin ý kiến.", code="round_not_found")
+
+
+async def visible_round(*, session: Session, principal: Principal, round_id: uuid.UUID) -> FeedbackRound:
+    """A round the caller may follow: its own (the workplace committee that opened it) or, on the residence side,
+    any round (its own part of it); another workplace committee's round does not exist for the caller (404)."""
+    rnd = await get_round(session=session, round_id=round_id)
+    if rnd.org_code != principal.org_code and not principal.is_residence:
+        raise _not_found()
     return rnd
 
 
 async def progress(*, session: Session, principal: Principal, round_id: uuid.UUID) -> FeedbackRoundPublic:
-    """Counts per district and per grassroots unit; a district sees only its own part."""
-    rnd = await get_round(session=session, round_id=round_id)
-    district = None if principal.is_khoi else principal.org_code
-    inherited = await registry_rows.predecessors_of(session, district) if district else []
+    """Counts per residence committee and per grassroots unit; the round's owner sees all of it, a residence
+    committee only its own part (and the part of the committees it succeeded, about the members it holds now); a
+    retired committee's row names its successors."""
+    rnd = await visible_round(session=session, principal=principal, round_id=round_id)
+    owner = rnd.org_code == principal.org_code
+    part = None if owner else principal.org_code
+    inherited = await registry_rows.predecessors_of(session, part) if part else []
     by_district, by_unit, reasons = await repo.progress(
-        session, round_id, district=district, today=today(), inherited=inherited
+        session, round_id, district=part, today=today(), inherited=inherited
     )
     successors = await registry_rows.successors_of(session, [key for key, _ in by_district])
     districts = [
@@ -264,7 +295,7 @@ async def progress(*, session: Session, principal: Principal, round_id: uuid.UUI
     )
     return FeedbackRoundPublic(
         id=rnd.id, year=rnd.year, deadline=rnd.deadline, units=rnd.scope, status=rnd.status,
-        processed=rnd.processed if principal.is_khoi else totals.requested + totals.skipped, totals=totals,
+        processed=rnd.processed if owner else totals.requested + totals.skipped, totals=totals,
         by_district=districts, by_unit=units, skipped_reasons=[SkipReason(reason=r, count=c) for r, c in reasons],
         created_at=rnd.created_at, completed_at=rnd.completed_at,
     )  # fmt: skip
@@ -274,7 +305,8 @@ async def progress(*, session: Session, principal: Principal, round_id: uuid.UUI
 
 
 async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None, limit: int = 2000) -> int:
-    """A reminder to the district for each overdue request not reminded within the interval; returns how many."""
+    """A reminder to the residence committee for each overdue request not reminded within the interval, sent in the
+    name of the round's workplace committee (the request's sender); returns how many."""
     now = utcnow()
     since = now - timedelta(seconds=settings.reminder_interval_seconds)
     rows = await repo.overdue_requests(session, round_id=round_id, today=today(), since=since, limit=limit)
@@ -287,7 +319,7 @@ async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None,
         }
         await notices.insert_service_notice(
             session=session,
-            sender=SERVICE,
+            sender=service_principal(request.sender_org),
             kind=NoticeKind.feedback_reminder,
             recipient=holder,
             member_card_no=request.member_card_no,
@@ -300,9 +332,9 @@ async def send_reminders(*, session: Session, round_id: uuid.UUID | None = None,
 
 
 async def remind(*, session: Session, principal: Principal, round_id: uuid.UUID) -> int:
-    """Remind now (Khối only); still at most once per interval per request."""
-    policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi nhắc nhở.")
-    await get_round(session=session, round_id=round_id)
+    """Remind now (the round's workplace committee only); still at most once per interval per request."""
+    policy.require_workplace(principal, "Chỉ tổ chức bên nơi làm việc gửi nhắc nhở.")
+    await visible_round(session=session, principal=principal, round_id=round_id)
     return await send_reminders(session=session, round_id=round_id)
 
 

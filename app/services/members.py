@@ -1,10 +1,12 @@
-"""Members: the Khối keeps the records; each side reads its scope; residence moves notify both districts."""
+"""Members: a member's workplace committee keeps the record; each side reads its scope; a move notifies both
+residence committees."""
 
-from app.errors import NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.infra.clock import today
 from app.infra.db import Session
 from app.models.base import utcnow
 from app.models.member import Member
+from app.models.organization import OrgSide
 from app.principal import Principal
 from app.repositories import members as rows
 from app.schemas.member import MemberUpsert
@@ -35,7 +37,7 @@ def _not_found() -> NotFound:
 
 async def get_member(*, session: Session, principal: Principal, card_no: str) -> Member:
     """A member in the caller's scope, or 404 (another committee's members do not exist for the caller)."""
-    member = await rows.get_visible(session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no)
+    member = await rows.get_visible(session, side=principal.org_side, org=principal.org_code, card_no=card_no)
     if member is None:
         raise _not_found()
     return member
@@ -44,11 +46,15 @@ async def get_member(*, session: Session, principal: Principal, card_no: str) ->
 async def upsert_member(
     *, session: Session, principal: Principal, card_no: str, data: MemberUpsert
 ) -> tuple[Member, bool]:
-    """Create or update a member (Khối only); returns (member, created). A move notifies both districts."""
-    policy.require_khoi(principal, "Chỉ Đảng ủy Khối cập nhật hồ sơ đảng viên.")
-    district = await get_organization(session=session, code=data.residence_org)
-    if district.kind != "district" or not district.is_active(today()):
-        raise Unprocessable("Nơi cư trú phải là một quận/huyện/thị ủy đang hoạt động.", code="not_a_district")
+    """Create or update a member (its workplace committee only); returns (member, created). A move notifies both
+    residence committees."""
+    policy.require_workplace(principal, "Chỉ tổ chức bên nơi làm việc cập nhật hồ sơ đảng viên.")
+    residence = await get_organization(session=session, code=data.residence_org)
+    if residence.side != OrgSide.residence or not residence.is_active(today()):
+        raise Unprocessable(
+            "Nơi cư trú phải là một tổ chức bên nơi cư trú đang hoạt động (quận/huyện/thị ủy hoặc đảng ủy phường/xã).",
+            code="not_a_district",
+        )
     values = data.model_dump()
     for key in ("residence_status", "exemption_category"):
         if values[key] is not None:
@@ -64,10 +70,17 @@ async def upsert_member(
         )
         await rows.add(session, member)
         return member, True
+    if member.workplace_org != principal.org_code:
+        # Card numbers are unique: the member is on another workplace committee's records. Never taken over here;
+        # which committee holds it is not said.
+        raise Conflict(
+            "Số thẻ này thuộc hồ sơ của một tổ chức bên nơi làm việc khác; không thể tạo hoặc sửa tại đây.",
+            code="member_other_workplace",
+        )
     changed = {k: v for k, v in values.items() if getattr(member, k) != v}
     if not changed:
         return member, False
-    old_district = member.residence_org
+    old_residence = member.residence_org
     for key, value in changed.items():
         setattr(member, key, value)
     member.name_folded = fold(member.full_name)
@@ -77,7 +90,7 @@ async def upsert_member(
     await session.flush()
     if "residence_org" in changed:
         await notices.notify_residence_change(
-            session=session, principal=principal, member=member, from_org=old_district
+            session=session, principal=principal, member=member, from_org=old_residence
         )
     return member, False
 
@@ -97,7 +110,7 @@ async def search_members(
     """Members in scope, by card number; name and ward match with or without diacritics."""
     return await rows.search(
         session,
-        khoi=principal.is_khoi,
+        side=principal.org_side,
         org=principal.org_code,
         q=q,
         card_no=card_no,

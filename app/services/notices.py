@@ -18,6 +18,7 @@ from app.models.base import utcnow
 from app.models.document import Document
 from app.models.member import Member, ResidenceStatus
 from app.models.notice import Notice, NoticeKind, NoticeStatus
+from app.models.organization import OrgSide
 from app.principal import Principal
 from app.repositories import documents as document_rows
 from app.repositories import members as member_rows
@@ -40,15 +41,16 @@ from app.schemas.notice import (
     TransferredOriginal,
 )
 from app.services import policy, webhooks
-from app.services.organizations import KHOI_CODE, get_organization
+from app.services.organizations import get_organization
 from app.services.sequencer import sequencer
 from app.services.signed import content_of, signed_content
 
 K = NoticeKind
 
-# Who may start which kind: the Khối introduces and asks for comments; districts accept and comment.
-KHOI_ONLY = {K.member_introduced, K.feedback_requested}
-DISTRICT_ONLY = {K.member_accepted, K.member_not_accepted, K.feedback_given}
+# Who may start which kind: the workplace side introduces and asks for comments; the residence side accepts and
+# comments.
+WORKPLACE_ONLY = {K.member_introduced, K.feedback_requested}
+RESIDENCE_ONLY = {K.member_accepted, K.member_not_accepted, K.feedback_given}
 # Kinds that only ever answer an earlier notice (sent with POST /notices/{id}/replies).
 REPLY_ONLY = {K.member_accepted, K.member_not_accepted, K.feedback_given, K.info_provided}
 
@@ -249,10 +251,19 @@ async def insert_transfers(
 async def push(*, session: Session, principal: Principal, data: NoticeCreate) -> tuple[Notice, list[Document]]:
     """Push a notice from the caller's committee about a member in both sides' scope."""
     kind = K(data.kind)  # reply-only kinds never get here: the request schema does not offer them
-    if kind in KHOI_ONLY:
-        policy.require_khoi(principal, "Chỉ Đảng ủy Khối gửi loại thông báo này.", code="direction_not_allowed")
+    if kind in WORKPLACE_ONLY:
+        policy.require_workplace(
+            principal, "Chỉ tổ chức bên nơi làm việc gửi loại thông báo này.", code="direction_not_allowed"
+        )
     member = await _member_in_scope(session=session, principal=principal, card_no=data.member_card_no)
-    recipient = member.residence_org if principal.is_khoi else KHOI_CODE
+    recipient = principal.other_side_of(member)
+    ended = member.ended(recipient)
+    if ended is not None and ended <= today():  # a member a registry edition could not map
+        raise Unprocessable(
+            f"Tổ chức '{recipient}' của đảng viên này đã giải thể từ {ended.isoformat()} (sắp xếp lại tổ chức); "
+            "cần cập nhật tổ chức mới của đảng viên trước khi gửi.",
+            code="recipient_retired",
+        )
     if data.recipient_org is not None and data.recipient_org != recipient:
         raise Unprocessable(
             f"Nơi nhận phải là '{recipient}' (bên còn lại của đảng viên này).", code="recipient_mismatch"
@@ -282,19 +293,18 @@ def _member_not_found() -> NotFound:
 
 
 async def _member_in_scope(*, session: Session, principal: Principal, card_no: str) -> MemberScope:
-    """The member's card number and district, if in the caller's scope; otherwise 404."""
-    found = await member_rows.scope_of(session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no)
+    """The member's card number and committees, if in the caller's scope; otherwise 404."""
+    found = await member_rows.scope_of(session, side=principal.org_side, org=principal.org_code, card_no=card_no)
     if found is None:
         raise _member_not_found()
     return found
 
 
 async def _require_in_area(*, session: Session, principal: Principal, card_no: str) -> None:
-    """A district writes only about members living in its area, also in threads it took part in before the member
-    moved away (422 `member_not_in_area`); the Khối writes about all of its members."""
-    if principal.is_khoi:
-        return
-    if await member_rows.scope_of(session, khoi=False, org=principal.org_code, card_no=card_no) is None:
+    """A committee writes only about members still in its scope, also in threads it took part in before: a residence
+    committee no longer about a member who moved away (422 `member_not_in_area`); a workplace committee writes about
+    all of its members."""
+    if await member_rows.scope_of(session, side=principal.org_side, org=principal.org_code, card_no=card_no) is None:
         raise Unprocessable(
             "Đảng viên không còn cư trú trên địa bàn của tổ chức; không gửi thêm thông tin về đảng viên này.",
             code="member_not_in_area",
@@ -313,14 +323,14 @@ async def _own_documents(*, session: Session, principal: Principal, ids: list[uu
 
 
 async def _check_move(*, session: Session, member: MemberScope, fields: ResidenceChangedFields) -> None:
-    district = member.residence_org
-    if fields.from_org != district:
+    residence = member.residence_org
+    if fields.from_org != residence:
         raise Unprocessable(
-            f"from_org phải là nơi cư trú hiện tại của đảng viên ('{district}').", code="residence_mismatch"
+            f"from_org phải là nơi cư trú hiện tại của đảng viên ('{residence}').", code="residence_mismatch"
         )
     target = await get_organization(session=session, code=fields.to_org)
-    if target.kind != "district":
-        raise Unprocessable("to_org phải là một quận/huyện/thị ủy.", code="not_a_district")
+    if target.side != OrgSide.residence or not target.is_active(today()):
+        raise Unprocessable("to_org phải là một tổ chức bên nơi cư trú đang hoạt động.", code="not_a_district")
 
 
 async def _correct(
@@ -373,20 +383,23 @@ async def _correct(
 async def notify_residence_change(
     *, session: Session, principal: Principal, member: Member, from_org: str
 ) -> list[Notice]:
-    """The Khối moved a member: the old and the new district each get a residence-change notice; only the new
-    one learns the new ward and address (the old district no longer has the member in its area)."""
+    """The workplace committee moved a member: the old and the new residence committee each get a residence-change
+    notice; only the new one learns the new ward and address (the old one no longer has the member in its area)."""
     left = {"from_org": from_org, "to_org": member.residence_org, "moved_on": member.residence_since.isoformat()}
     arrived = {**left, "new_ward": member.residence_ward, "new_address": member.residence_address}
+    moves = [(from_org, left), (member.residence_org, arrived)]
+    if not (await get_organization(session=session, code=from_org)).is_active(today()):
+        moves = moves[1:]  # a committee a registry edition retired gets nothing new
     return [
         await _insert(
             session=session,
             principal=principal,
             kind=K.member_residence_changed,
-            recipient=district,
+            recipient=recipient,
             member_card_no=member.party_card_no,
             payload=payload,
         )
-        for district, payload in ((from_org, left), (member.residence_org, arrived))
+        for recipient, payload in moves
     ]
 
 
@@ -394,14 +407,13 @@ async def announce_document_correction(
     *, session: Session, principal: Principal, old: Document, new: Document, reason: str
 ) -> list[Notice]:
     """Every notice that carried the old version gets a notice.corrected carrying the new one, to its recipient,
-    unless the recipient is a district the member has since moved away from."""
+    unless the member is no longer the recipient's (say, a residence committee the member has moved away from)."""
     sent = []
     for carrier in await rows.carriers(session, document_id=old.id, sender_org=principal.org_code):
         if carrier.member_card_no is not None:
             await _require_in_area(session=session, principal=principal, card_no=carrier.member_card_no)
-            recipient = carrier.recipient_org
-            residence = await member_rows.residence_of(session, carrier.member_card_no)
-            if recipient != KHOI_CODE and residence != recipient:
+            member = await member_rows.committees_of(session, carrier.member_card_no)
+            if member is None or carrier.recipient_org not in (member.workplace_org, member.residence_org):
                 continue
         payload = {
             "reason": reason,
@@ -525,9 +537,9 @@ async def reply(
             f"Không thể trả lời '{parent_kind.value}' bằng '{kind.value}'. Được phép: {allowed}.",
             code="reply_kind_mismatch",
         )
-    if kind in DISTRICT_ONLY:
-        policy.require_district(
-            principal, "Chỉ quận/huyện/thị ủy gửi loại thông báo này.", code="direction_not_allowed"
+    if kind in RESIDENCE_ONLY:
+        policy.require_residence(
+            principal, "Chỉ tổ chức bên nơi cư trú gửi loại thông báo này.", code="direction_not_allowed"
         )
     if parent.member_card_no is not None:
         await _require_in_area(session=session, principal=principal, card_no=parent.member_card_no)
@@ -574,13 +586,13 @@ async def _current_party(*, session: Session, org_code: str, card_no: str) -> st
 async def _record_acceptance(
     *, session: Session, principal: Principal, card_no: str, data: MemberAcceptedReply | MemberNotAcceptedReply
 ) -> None:
-    """The district's answer to an introduction or a move becomes the member's residence status."""
+    """The residence committee's answer to an introduction or a move becomes the member's residence status."""
     member = await member_rows.get_visible(
-        session, khoi=principal.is_khoi, org=principal.org_code, card_no=card_no, for_update=True
+        session, side=principal.org_side, org=principal.org_code, card_no=card_no, for_update=True
     )
     if member is None:
         raise Unprocessable(
-            "Chỉ quận/huyện/thị ủy nơi đảng viên đang cư trú mới tiếp nhận hoặc từ chối.", code="not_member_district"
+            "Chỉ tổ chức nơi đảng viên đang cư trú mới tiếp nhận hoặc từ chối.", code="not_member_district"
         )
     if isinstance(data, MemberAcceptedReply):
         member.residence_status = ResidenceStatus.accepted.value

@@ -1,30 +1,53 @@
 """The committee registry."""
 
+import functools
 import json
 from datetime import date
 from importlib import resources
+from typing import NamedTuple
 
 from app.errors import NotFound
 from app.infra.clock import today
 from app.infra.db import Session
 from app.models.base import utcnow
-from app.models.organization import Organization
+from app.models.organization import Organization, OrgSide
 from app.repositories import organizations as rows
 from app.repositories import registry as registry_rows
 from app.schemas.organization import OrganizationPublic
 
-KHOI_CODE = "khoi-cqtp"
-
 
 def registry_data() -> list[dict]:
-    """The shipped registry: the Khối and the 30 districts."""
+    """The shipped registry (app/data/organizations.json): every committee with its side of the exchange."""
     text = resources.files("app.data").joinpath("organizations.json").read_text(encoding="utf-8")
     return json.loads(text)["organizations"]
+
+
+class ExampleCodes(NamedTuple):
+    """Committee codes for the API's examples (Swagger UI's "Try it out")."""
+
+    workplace: str
+    residence: str
+    other_residence: str
+
+
+@functools.cache
+def example_codes() -> ExampleCodes:
+    """Codes for the API's examples, taken from the shipped registry so that no code names a committee: its first
+    workplace-side committee and its first two residence-side ones still in office."""
+    current = [o for o in registry_data() if not o.get("valid_to")]
+    workplace = [o["code"] for o in current if o.get("side") == OrgSide.workplace]
+    residence = [o["code"] for o in current if o.get("side") == OrgSide.residence]
+    residence += ["ma-noi-cu-tru", "ma-noi-cu-tru-khac"]  # placeholders for a registry without enough of them
+    return ExampleCodes((workplace or ["ma-noi-lam-viec"])[0], residence[0], residence[1])
 
 
 async def load_registry(*, session: Session, entries: list[dict] | None = None) -> int:
     """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
     entries = registry_data() if entries is None else entries
+    for entry in entries:  # every entry checked before any is stored: a bad file changes nothing
+        side, operator = entry.get("side"), entry.get("operator", False)
+        if (side is not None and side not in set(OrgSide)) or not isinstance(operator, bool):
+            raise ValueError(f"registry entry {entry.get('code')!r}: side {side!r}, operator {operator!r}")
     existing = await rows.by_code(session)
     fields = ("kind", "side", "operator", "name", "short_name", "unit", "area", "parent_code", "successor_code")
     for entry in entries:
@@ -58,9 +81,11 @@ async def present(*, session: Session, orgs: list[Organization]) -> list[Organiz
     return [to_public(o, successors.get(o.code, [])) for o in orgs]
 
 
-async def list_organizations(*, session: Session, kind: str | None, active_only: bool) -> list[Organization]:
-    """The registry, Khối first, then districts by code."""
-    orgs = await rows.listed(session, kind=kind)
+async def list_organizations(
+    *, session: Session, kind: str | None, side: str | None, active_only: bool
+) -> list[Organization]:
+    """The registry: the workplace side first, then by code."""
+    orgs = await rows.listed(session, kind=kind, side=side)
     return [o for o in orgs if o.is_active(today())] if active_only else orgs
 
 

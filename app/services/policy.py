@@ -1,5 +1,7 @@
-"""Who may do what: the role each kind of call needs and the calls only one side may make. Every permission
-decision is taken here; the HTTP dependencies (app.http.deps) and the services ask this module."""
+"""Who may do what: the role each kind of call needs, the calls only one side of the exchange may make (by the
+committee's side, never by its name) and what the operator (the committee that runs the exchange) may do beyond
+that. Every permission decision is taken here; the HTTP dependencies (app.http.deps) and the services ask this
+module."""
 
 from app.errors import Forbidden
 from app.models.account import Role
@@ -23,24 +25,34 @@ def require_roles(principal: Principal, roles: tuple[Role, ...], *, staff_only: 
     return principal
 
 
-def require_khoi(principal: Principal, detail: str, *, code: str = "khoi_only") -> None:
-    """Only the Khối may do this (403 with `code`)."""
-    if not principal.is_khoi:
+def require_workplace(principal: Principal, detail: str, *, code: str = "khoi_only") -> None:
+    """Only a committee on the workplace side may do this (403 with `code`)."""
+    if not principal.is_workplace:
         raise Forbidden(detail, code=code)
 
 
-def require_district(principal: Principal, detail: str, *, code: str) -> None:
-    """Only a district committee may do this (403 with `code`)."""
-    if principal.is_khoi:
+def require_residence(principal: Principal, detail: str, *, code: str) -> None:
+    """Only a committee on the residence side may do this (403 with `code`)."""
+    if not principal.is_residence:
         raise Forbidden(detail, code=code)
+
+
+def require_operator(principal: Principal, detail: str, *, code: str = "khoi_only") -> None:
+    """Only the committee that runs the exchange may do this (403 with `code`)."""
+    if not principal.operator:
+        raise Forbidden(detail, code=code)
+
+
+def manages_all_accounts(principal: Principal) -> bool:
+    """The operator's admins manage every committee's accounts and name logins freely; others only their own."""
+    return principal.operator
 
 
 def may_manage_accounts(principal: Principal, org_code: str) -> bool:
-    """Khối admins manage every committee's accounts; a district admin only its own."""
-    return principal.has_role(Role.admin) and (principal.is_khoi or principal.org_code == org_code)
+    """The operator's admins manage every committee's accounts; a committee's admin only its own."""
+    return principal.has_role(Role.admin) and (manages_all_accounts(principal) or principal.org_code == org_code)
 
 
-def require_operator(principal: Principal, detail: str, *, code: str = "operator_only") -> None:
-    """Only the committee that runs the exchange may do this (applying registry editions): 403 with `code`."""
-    if not principal.is_khoi:  # the operator committee (organizations.operator): the Khối today
-        raise Forbidden(detail, code=code)
+def reads_whole_log(principal: Principal) -> bool:
+    """The operator's auditors read (and verify) the whole audit log; others their own committee's entries."""
+    return principal.operator

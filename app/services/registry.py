@@ -357,7 +357,9 @@ async def plan(
 ) -> EditionPlan:
     """What applying the edition would change now (a pure read); `already_applied` when it was applied."""
     if principal is not None:
-        policy.require_operator(principal, "Chỉ tổ chức vận hành hệ thống lập và áp dụng ấn bản danh mục.")
+        policy.require_operator(
+            principal, "Chỉ tổ chức vận hành hệ thống lập và áp dụng ấn bản danh mục.", code="operator_only"
+        )
     if long_running:
         await rows.allow_long_statements(session)
     sha = digest(edition)
@@ -390,7 +392,9 @@ async def apply(
     """Apply the edition in the session's transaction (the caller commits, with its one audit entry); returns
     (what it changed, whether it changed anything now). `principal` None: the operator command."""
     if principal is not None:
-        policy.require_operator(principal, "Chỉ tổ chức vận hành hệ thống lập và áp dụng ấn bản danh mục.")
+        policy.require_operator(
+            principal, "Chỉ tổ chức vận hành hệ thống lập và áp dụng ấn bản danh mục.", code="operator_only"
+        )
     sha = digest(edition)
     if long_running:  # before the locks: waiting for them is no reason to fail either
         await rows.allow_long_statements(session)
@@ -532,7 +536,7 @@ async def _transfer(
 
 async def list_editions(*, session: Session, principal: Principal) -> list[EditionApplied]:
     """The editions applied so far, oldest first."""
-    policy.require_operator(principal, "Chỉ tổ chức vận hành hệ thống xem các ấn bản đã áp dụng.")
+    policy.require_operator(principal, "Chỉ tổ chức vận hành hệ thống xem các ấn bản đã áp dụng.", code="operator_only")
     return [_applied(row, already=False) for row in await rows.editions(session)]
 
 

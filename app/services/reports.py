@@ -62,7 +62,7 @@ class OpenItem(BaseModel):
 
 async def reconciliation(*, session: Session, principal: Principal, days: int, limit: int) -> list[OpenItem]:
     """Open items: introductions not accepted after `days`, comment requests unanswered, moves not acknowledged by
-    the new district, and notices delivered but not acknowledged."""
+    the new residence committee, and notices delivered but not acknowledged."""
     now = utcnow()
     items: list[OpenItem] = []
     for category, n, member_name, transferred_to in await rows.open_items(
