@@ -58,7 +58,9 @@ def _org_code(value: str) -> str:
     )
     if hint:
         raise CliError(f"--org {value!r} is not a committee code; did you mean --org {hint}?")
-    raise CliError(f"--org {value!r}: unknown committee code; valid codes: {', '.join(codes)}")
+    raise CliError(
+        f"--org {value!r}: unknown committee code (or one a registry edition retired); valid codes: {', '.join(codes)}"
+    )
 
 
 def _username(value: str) -> str:

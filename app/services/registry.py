@@ -8,7 +8,8 @@ unit on the workplace side; a member the mapping does not name stays where it is
 every open notice addressed to a retired committee about a re-assigned member passes to the successor as a signed
 `notice.transferred` in the same thread; the retired committees' webhook subscriptions stop; their accounts stop
 working at `valid_to` (app.services.auth). The same edition again changes nothing; the same id with other content
-is refused. Members are moved with a few set-based statements per mapping, never row by row."""
+is refused. Members are moved with set-based statements (one pass over the members per side, whatever the number
+of committees), never row by row; the open notices, few beside them, are read through the recipients' index."""
 
 import hashlib
 import json
