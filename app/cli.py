@@ -442,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
         "transaction with one audit entry; the same edition again changes nothing.",
     )
     p.add_argument("action", choices=["plan", "apply"], help="plan (a dry run) or apply")
-    p.add_argument("file", help="the edition file (JSON), e.g. app/data/editions/example-2025-07-01.json")
+    p.add_argument(
+        "file", help="the edition file (JSON), e.g. app/data/editions/example-2025-07-01-ba-dinh-hoan-kiem-tay-ho.json"
+    )
     p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("serve", help="init, then run the HTTP service")

@@ -712,3 +712,46 @@ async def test_reminders_of_a_passed_on_request_go_to_the_successor(party):
         world.cards["giang_vo"]: "phuong-giang-vo",
         world.cards["dich_vong"]: "cau-giay",
     }
+
+
+async def test_nothing_new_reaches_a_retired_committee_and_a_restart_keeps_the_edition(party):
+    from app.services.organizations import load_registry
+
+    khoi, ba_dinh = await party("khoi_officer"), await party("ba_dinh_system")
+    unit = f"so-kiem-thu-{uuid.uuid4().hex[:8]}"
+    ready = {"residence_status": "accepted", "residence_cell": "Chi bộ Tổ dân phố số 3", "workplace_unit_code": unit}
+    kim_ma = await add_member(khoi, "ba-dinh", residence_ward="Phường Kim Mã", **ready)  # the example cannot map it
+    question = await push(ba_dinh, info_request(kim_ma, "Đồng chí còn công tác tại Sở?"))
+    renamed = {"code": "cau-giay", "kind": "district", "side": "residence", "name": "Quận ủy Cầu Giấy (đổi tên)"}
+    edition = {**sample(), "committees": [*sample()["committees"], renamed]}
+    assert (await (await party("khoi_admin")).post(EDITIONS, json=edition)).status_code == 201
+    # The Khối's answer would go to the retired district, where nobody can read it: refused, as a push is.
+    answer = {"kind": "info.provided", "payload": {"answer": "Vẫn công tác tại Sở."}}
+    assert_problem(await khoi.post(f"{NOTICES}/{question['id']}/replies", json=answer), 422, "recipient_retired")
+    assert_problem(await khoi.post(NOTICES, json=violation(kim_ma)), 422, "recipient_retired")
+    # A comment round skips the member, with the reason, and sends nothing to the retired district.
+    r = await khoi.post(
+        ROUNDS, json={"year": today().year, "deadline": iso(today() + timedelta(days=20)), "units": [unit]}
+    )
+    assert r.status_code == 201, r.text
+    for _ in range(300):
+        progress = (await khoi.get(f"{ROUNDS}/{r.json()['id']}")).json()
+        if progress["status"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert progress["totals"] == {"requested": 0, "answered": 0, "overdue": 0, "skipped": 1}, progress
+    assert progress["skipped_reasons"] == [{"reason": "residence_committee_retired", "count": 1}]
+    assert await _count(Notice, Notice.recipient_org == "ba-dinh", Notice.kind == "feedback.requested") == 0
+    # Once the Khối records where the member lives now, both go through, to the new committee.
+    moved = member_body("phuong-giang-vo", residence_ward="Phường Giảng Võ", **ready)
+    assert (await khoi.put(f"/api/v1/members/{kim_ma}", json=moved)).status_code == 200
+    r = await khoi.post(f"{NOTICES}/{question['id']}/replies", json=answer)
+    assert r.status_code == 201 and r.json()["recipient_org"] == "phuong-giang-vo", r.text
+    # A start of the service loads the shipped registry again: it adds what is missing, never undoes the edition.
+    async with db.sessions() as session:
+        await load_registry(session=session)
+        await session.commit()
+    cau_giay = (await khoi.get("/api/v1/organizations/cau-giay")).json()
+    ba_dinh_now = (await khoi.get("/api/v1/organizations/ba-dinh")).json()
+    assert cau_giay["name"] == "Quận ủy Cầu Giấy (đổi tên)"
+    assert ba_dinh_now["active"] is False and ba_dinh_now["valid_to"] == sample()["effective"]

@@ -16,6 +16,7 @@ from app.models.base import utcnow
 from app.models.feedback import FeedbackRound, FeedbackRoundItem
 from app.models.member import Member
 from app.models.notice import Notice, NoticeStatus
+from app.models.organization import Organization
 from app.models.registry import NoticeTransfer
 from app.models.subscription import Delivery
 
@@ -83,9 +84,13 @@ async def exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
         _running.discard(round_id)
 
 
-async def next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[list[tuple], set[str], set[str]]:
-    """The next of the round's workplace committee's members by card number, which of them the round already has,
-    and which another round of the same year already asked."""
+async def next_members(
+    rnd: FeedbackRound, cursor: str, batch: int, *, today: date
+) -> tuple[list[tuple], set[str], set[str]]:
+    """The next of the round's workplace committee's members by card number (each with whether its residence
+    committee has ended by `today`), which of them the round already has, and which another round of the same year
+    already asked."""
+    ended = select(Organization.valid_to).where(Organization.code == Member.residence_org).scalar_subquery()
     async with db.sessions() as session:
         stmt = (
             select(
@@ -94,6 +99,7 @@ async def next_members(rnd: FeedbackRound, cursor: str, batch: int) -> tuple[lis
                 Member.residence_status,
                 Member.exemption_category,
                 Member.workplace_unit_code,
+                case((ended <= today, 1), else_=0).label("residence_ended"),
             )
             .where(Member.workplace_org == rnd.org_code, Member.party_card_no > cursor)
             .order_by(Member.party_card_no)

@@ -18,24 +18,8 @@ _ERRORS = {
 
 _EXAMPLE = {
     "example": {
-        "summary": "Ví dụ: giải thể một quận, chuyển đảng viên sang hai phường mới theo tên phường cũ",
-        "value": {
-            "edition": "vi-du-2025-07-01",
-            "effective": "2025-07-01",
-            "description": "VÍ DỤ, không phải danh mục chính thức.",
-            "example": True,
-            "committees": [
-                {"code": "phuong-ba-dinh", "kind": "ward", "side": "residence", "name": "Đảng ủy phường Ba Đình"},
-                {"code": "phuong-ngoc-ha", "kind": "ward", "side": "residence", "name": "Đảng ủy phường Ngọc Hà"},
-            ],
-            "retire": [
-                {
-                    "code": "ba-dinh",
-                    "successors": ["phuong-ba-dinh", "phuong-ngoc-ha"],
-                    "wards": {"Phường Quán Thánh": "phuong-ba-dinh", "Phường Cống Vị": "phuong-ngoc-ha"},
-                }
-            ],
-        },
+        "summary": "Ấn bản mẫu kèm theo phần mềm (VÍ DỤ, không phải danh mục chính thức)",
+        "value": svc.shipped_example(),
     }
 }
 

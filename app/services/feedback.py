@@ -50,6 +50,9 @@ SKIP_REASONS = {
     ResidenceStatus.moved_away.value: "moved_away",
 }
 ALREADY_REQUESTED = "already_requested"  # asked by another round of the same year: one request per member and year
+# The member's residence committee was retired by a registry edition that could not map the member: nobody would
+# read a request there (skipped until the workplace committee records the member's new residence).
+COMMITTEE_RETIRED = "residence_committee_retired"
 
 
 def service_principal(org_code: str) -> Principal:
@@ -144,7 +147,7 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         writing = None
         while building or not exhausted:
             if not exhausted:
-                members, done, asked = await repo.next_members(rnd, cursor, batch)
+                members, done, asked = await repo.next_members(rnd, cursor, batch, today=today())
                 if members:
                     cursor = members[-1][0]
                     todo = [m for m in members if m[0] not in done]
@@ -181,7 +184,7 @@ def build_batch(
     now = datetime.now(UTC)
     notice_rows, item_rows, delivery_rows = [], [], []
     payload = {"year": spec["year"], "due_date": spec["deadline"].isoformat()}
-    for card, residence, status, exemption, unit in members:
+    for card, residence, status, exemption, unit, residence_ended in members:
         # The item's `district` column is the member's residence committee, whatever its kind.
         item = dict(
             round_id=spec["id"],
@@ -194,6 +197,8 @@ def build_batch(
         )
         if card in asked:
             item.update(status="skipped", skip_reason=ALREADY_REQUESTED)
+        elif residence_ended:
+            item.update(status="skipped", skip_reason=COMMITTEE_RETIRED)
         elif status == ResidenceStatus.accepted.value:
             notice_id = uuid.uuid4()
             row = {

@@ -259,11 +259,7 @@ async def push(*, session: Session, principal: Principal, data: NoticeCreate) ->
     recipient = principal.other_side_of(member)
     ended = member.ended(recipient)
     if ended is not None and ended <= today():  # a member a registry edition could not map
-        raise Unprocessable(
-            f"Tổ chức '{recipient}' của đảng viên này đã giải thể từ {ended.isoformat()} (sắp xếp lại tổ chức); "
-            "cần cập nhật tổ chức mới của đảng viên trước khi gửi.",
-            code="recipient_retired",
-        )
+        raise _recipient_retired(recipient, ended)
     if data.recipient_org is not None and data.recipient_org != recipient:
         raise Unprocessable(
             f"Nơi nhận phải là '{recipient}' (bên còn lại của đảng viên này).", code="recipient_mismatch"
@@ -573,14 +569,27 @@ async def reply(
 
 async def _current_party(*, session: Session, org_code: str, card_no: str) -> str:
     """Where a reply to `org_code` goes: that committee, or once a registry edition retired it, the member's
-    committee on the same side now (its successor)."""
+    committee on the same side now (its successor). Nothing goes to a retired committee: a member the edition could
+    not map is still registered there, and the reply waits until the member's new committee is recorded (422
+    `recipient_retired`, as for a push)."""
     org = await get_organization(session=session, code=org_code)
     if org.is_active(today()) or org.side is None:
         return org_code
     current = await member_rows.committees_of(session, card_no)
-    if current is None:
-        return org_code
-    return current.workplace_org if org.side == "workplace" else current.residence_org
+    successor = None
+    if current is not None:
+        successor = current.workplace_org if org.side == OrgSide.workplace else current.residence_org
+    if successor is None or successor == org_code:
+        raise _recipient_retired(org_code, org.valid_to)
+    return successor
+
+
+def _recipient_retired(org_code: str, ended: date) -> Unprocessable:
+    return Unprocessable(
+        f"Tổ chức '{org_code}' của đảng viên này đã giải thể từ {ended.isoformat()} (sắp xếp lại tổ chức); "
+        "cần cập nhật tổ chức mới của đảng viên trước khi gửi.",
+        code="recipient_retired",
+    )
 
 
 async def _record_acceptance(

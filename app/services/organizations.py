@@ -42,19 +42,24 @@ def example_codes() -> ExampleCodes:
 
 
 async def load_registry(*, session: Session, entries: list[dict] | None = None) -> int:
-    """Insert or update the registry entries; never deletes (retire with valid_to instead)."""
+    """Insert or update the registry entries; never deletes (retire with valid_to instead). Once a registry edition
+    has been applied, editions govern the registry: only committees missing from the database are inserted, and
+    no committee is updated (`init`, which every start of the service runs, must never undo an edition)."""
     entries = registry_data() if entries is None else entries
     for entry in entries:  # every entry checked before any is stored: a bad file changes nothing
         side, operator = entry.get("side"), entry.get("operator", False)
         if (side is not None and side not in set(OrgSide)) or not isinstance(operator, bool):
             raise ValueError(f"registry entry {entry.get('code')!r}: side {side!r}, operator {operator!r}")
     existing = await rows.by_code(session)
+    governed_by_editions = bool(await registry_rows.editions(session))
     fields = ("kind", "side", "operator", "name", "short_name", "unit", "area", "parent_code", "successor_code")
     for entry in entries:
         org = existing.get(entry["code"])
         if org is None:
             org = Organization(code=entry["code"], kind=entry["kind"], name=entry["name"])
             rows.add(session, org)
+        elif governed_by_editions:
+            continue
         for f in fields:
             if f in entry:
                 setattr(org, f, entry[f])

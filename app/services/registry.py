@@ -11,10 +11,12 @@ working at `valid_to` (app.services.auth). The same edition again changes nothin
 is refused. Members are moved with set-based statements (one pass over the members per side, whatever the number
 of committees), never row by row; the open notices, few beside them, are read through the recipients' index."""
 
+import functools
 import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
 
 from app.errors import Conflict, Unprocessable
 from app.infra.clock import today
@@ -50,6 +52,14 @@ TRANSFER_BATCH = 500
 RETIRED_REASON = "organization_retired"
 CLI_ACTOR = "member-exchange"  # the audit entry's actor for the operator command
 _COMMITTEE_FIELDS = ("kind", "side", "name", "short_name", "unit", "area", "parent_code")
+
+
+@functools.cache
+def shipped_example() -> dict:
+    """The sample edition shipped in app/data/editions (an example, not the official list): the API's example."""
+    folder = resources.files("app.data").joinpath("editions")
+    first = min((f for f in folder.iterdir() if f.name.endswith(".json")), key=lambda f: f.name)
+    return json.loads(first.read_text(encoding="utf-8"))
 
 
 def canonical(edition: Edition) -> dict:
