@@ -18,27 +18,10 @@ from types import SimpleNamespace
 import asyncpg
 import httpx
 
-from app.services.audit import GENESIS, entry_hash, link_hash
-from bench.common import ROOT, percentile
+from app.services.audit import GENESIS, HASHED_FIELDS, entry_hash, link_hash
+from bench.common import ROOT, client_token, percentile
 
-_ENTRY_COLUMNS = [
-    "seq",
-    "occurred_at",
-    "request_id",
-    "actor_account",
-    "actor_login",
-    "actor_org",
-    "token_jti",
-    "action",
-    "resource_type",
-    "resource_id",
-    "member_ref",
-    "counterpart_org",
-    "outcome",
-    "http_status",
-    "client_address",
-    "details",
-]
+_ENTRY_COLUMNS = list(HASHED_FIELDS)
 _LINK_COLUMNS = ["position", "entry_seq", "entry_hash", "chain_hash", "sealed_at"]
 ORGS = ["ba-dinh", "hoan-kiem", "dong-da", "cau-giay", "khoi-cqtp"]
 
@@ -253,16 +236,7 @@ async def main(kind: str, entries: int) -> dict:
     proc = start_service(env, port)
     try:
         await wait_ready(base, proc)
-        async with httpx.AsyncClient(base_url=base) as client:
-            r = await client.post(
-                "/api/v1/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": district["client_id"],
-                    "client_secret": district["client_secret"],
-                },
-            )
-            token = r.json()["access_token"]
+        token = await client_token(base, district)
         result = await verify_while_serving(env, base, token, "/api/v1/notices/inbox?limit=10")
     finally:
         stop_service(proc)

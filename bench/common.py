@@ -130,6 +130,19 @@ async def password_token(base: str, username: str, password: str) -> str:
         return r.json()["access_token"]
 
 
+async def client_token(base: str, client: dict) -> str:
+    """A system client's token (`client`: a dict with `client_id` and `client_secret`, as bench.accounts writes)."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client["client_id"],
+        "client_secret": client["client_secret"],
+    }
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        r = await http.post("/api/v1/auth/token", data=form)
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0

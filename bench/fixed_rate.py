@@ -25,7 +25,7 @@ from datetime import date
 import asyncpg
 import httpx
 
-from bench.common import percentile
+from bench.common import client_token, percentile
 
 MIX = ("push", "pull", "ack", "push", "pull")
 
@@ -71,21 +71,7 @@ async def party_data(db_url: str, sqlite_path: str | None) -> dict[str, dict]:
 
 
 async def _tokens(base: str, clients: list[dict]) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-
-        async def one(c: dict) -> tuple[str, str]:
-            r = await client.post(
-                "/api/v1/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": c["client_id"],
-                    "client_secret": c["client_secret"],
-                },
-            )
-            r.raise_for_status()
-            return c["org"], r.json()["access_token"]
-
-        return dict([await one(c) for c in clients])
+    return {c["org"]: await client_token(base, c) for c in clients}
 
 
 async def run(

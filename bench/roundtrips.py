@@ -25,6 +25,7 @@ import httpx
 from bench.common import (
     PG_ADMIN,
     cli,
+    client_token,
     free_port,
     fresh_pg_database,
     service_env,
@@ -82,14 +83,7 @@ async def main(args: argparse.Namespace) -> dict:
     try:
         await wait_ready(base, proc)
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": district["client_id"],
-                "client_secret": district["client_secret"],
-            }
-            auth = {
-                "Authorization": f"Bearer {(await client.post('/api/v1/auth/token', data=form)).json()['access_token']}"
-            }
+            auth = {"Authorization": f"Bearer {await client_token(base, district)}"}
 
             def push(i: int):
                 body = {

@@ -35,6 +35,7 @@ from bench.common import (
     RESULTS,
     ROOT,
     cli,
+    client_token,
     free_port,
     fresh_pg_database,
     password_token,
@@ -241,18 +242,7 @@ async def _scenarios(env, args, district, officer, cards, ids, cursors, work, on
     out = {}
     try:
         await wait_ready(base, proc)
-        import httpx
-
-        async with httpx.AsyncClient(base_url=base) as client:
-            r = await client.post(
-                "/api/v1/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": district["client_id"],
-                    "client_secret": district["client_secret"],
-                },
-            )
-            token = r.json()["access_token"]
+        token = await client_token(base, district)
         staff = await password_token(base, "bench.officer", officer["secret"])
         boundary = "mxbench" + secrets.token_hex(8)
         pdf = files.pdf("x" * 200_000)
@@ -347,18 +337,7 @@ async def _verify_audit(env: dict, url: str, sqlite_path: str | None, entries: i
     proc = start_service(env, port, workers=2)
     try:
         await wait_ready(base, proc)
-        import httpx
-
-        async with httpx.AsyncClient(base_url=base) as client:
-            r = await client.post(
-                "/api/v1/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": district["client_id"],
-                    "client_secret": district["client_secret"],
-                },
-            )
-            token = r.json()["access_token"]
+        token = await client_token(base, district)
         result = await audit_volume.verify_while_serving(env, base, token, f"/api/v1/notices/{notice}")
     finally:
         stop_service(proc)

@@ -5,14 +5,14 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from app.services.audit import _HASHED, _plain, canonical_form
+from app.services.audit import HASHED_FIELDS, _plain, canonical_form
 
 TEXTS = ["", 'a"b\\c', "Nguyễn Văn An", "\x00\x1f\u2028", "tab\there\n", "😀", "</script>", "Đ" * 200]
 
 
 def _reference(values: list) -> str:
     """The canonical form as the sealer first wrote it."""
-    fields = {k: _plain(v) for k, v in zip(_HASHED, values, strict=True)}
+    fields = {k: _plain(v) for k, v in zip(HASHED_FIELDS, values, strict=True)}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -38,5 +38,5 @@ def _value(rng: random.Random):
 def test_the_canonical_form_is_exactly_the_one_every_existing_chain_was_sealed_with():
     rng = random.Random(19)
     for _ in range(5000):
-        values = [_value(rng) for _ in _HASHED]
+        values = [_value(rng) for _ in HASHED_FIELDS]
         assert canonical_form(values) == _reference(values)

@@ -31,7 +31,7 @@ log = logging.getLogger("app.audit")
 
 GENESIS = "0" * 64
 _SEAL_LOCK = 0x4D58_4155_4449_5431  # advisory lock id: one sealer at a time across processes
-_HASHED = (
+HASHED_FIELDS = (  # the fields an entry's hash covers, in this order (also the bench's bulk loader)
     "seq",
     "occurred_at",
     "request_id",
@@ -65,8 +65,8 @@ def _plain(value: Any) -> Any:
 # UUIDs: their plain text, which needs no escaping), and json's encoder for anything else: the same text, several
 # times faster, which is what a verification of millions of entries spends its time on.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_SORTED = sorted(range(len(_HASHED)), key=lambda i: _HASHED[i])
-_PREFIX = {i: ("{" if n == 0 else ",") + encode_basestring(_HASHED[i]) + ":" for n, i in enumerate(_SORTED)}
+_SORTED = sorted(range(len(HASHED_FIELDS)), key=lambda i: HASHED_FIELDS[i])
+_PREFIX = {i: ("{" if n == 0 else ",") + encode_basestring(HASHED_FIELDS[i]) + ":" for n, i in enumerate(_SORTED)}
 
 
 def _json_value(value: Any) -> str:
@@ -85,18 +85,18 @@ def _json_value(value: Any) -> str:
 
 
 def canonical_form(values: Any) -> str:
-    """The canonical JSON text of the `_HASHED` fields, given in that order."""
+    """The canonical JSON text of the `HASHED_FIELDS` fields, given in that order."""
     return "".join([_PREFIX[i] + _json_value(values[i]) for i in _SORTED]) + "}"
 
 
 def _fields_hash(values: Any) -> str:
-    """SHA-256 of the canonical JSON form of the `_HASHED` fields, given in that order."""
+    """SHA-256 of the canonical JSON form of the `HASHED_FIELDS` fields, given in that order."""
     return hashlib.sha256(canonical_form(values).encode()).hexdigest()
 
 
 def entry_hash(entry: AuditEntry) -> str:
     """SHA-256 over a canonical JSON form of every recorded field."""
-    return _fields_hash([getattr(entry, k) for k in _HASHED])
+    return _fields_hash([getattr(entry, k) for k in HASHED_FIELDS])
 
 
 def link_hash(previous: str, entry_digest: str) -> str:
@@ -286,7 +286,7 @@ class _Problem(Exception):
 
 
 # Where a page row holds each hashed field (a row's fields by index: by name costs several µs each).
-_HASHED_AT = [audit_rows.PAGE_FIELDS.index(f"e_{name}") for name in _HASHED]
+_HASHED_AT = [audit_rows.PAGE_FIELDS.index(f"e_{name}") for name in HASHED_FIELDS]
 
 
 def _check_page(rows: list, position: int, previous: str, expected: dict) -> tuple[int, str]:
