@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ServiceUnavailable, Unauthorized
 from app.http import auditing, idempotency
-from app.infra.db import db
+from app.infra.db import db, unreachable
 from app.infra.security import TokenError, keystore, verify_token
 from app.models.account import Role
 from app.principal import Principal
@@ -34,6 +34,8 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
             except Exception as exc:
                 if (conflict := idempotency.in_progress(exc)) is not None:
                     raise conflict from None
+                if unreachable(exc):  # the database itself: 503 database_unavailable, as for any statement
+                    raise
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"
                 ) from exc

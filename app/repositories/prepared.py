@@ -16,9 +16,11 @@ opens a transaction only when it needs one:
   together as one statement just before the commit; when nothing began a transaction before them, that one
   statement *is* the transaction (atomic on its own): no BEGIN, no COMMIT.
 So a pull is its page and one closing statement; an acknowledgement the notice and one closing statement.
-On SQLite (in-process, no round trips to save) every statement runs through the session, in its transaction, as
-usual. Rows come back as mappings (`row["column"]`) holding the same Python types on both databases. Only
-repositories use this module.
+On SQLite (in-process, no round trips to save) statements run through the session, in its transaction, as usual;
+what counts there is how long a request holds the single write lock, which BEGIN IMMEDIATE takes: a plain read
+before any write runs on a connection of its own, outside the lock (in WAL mode readers never wait for the writer),
+so a push holds the lock only for its closing writes. Rows come back as mappings (`row["column"]`) holding the same
+Python types on both databases. Only repositories use this module.
 """
 
 import functools
@@ -28,18 +30,22 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Executable, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
+from app.infra.db import READER
+
 Row = Mapping[str, Any]
+_POSTGRESQL = postgresql.dialect()
 
 
 class Prepared:
     """One statement, compiled once per database. `postgresql` may give a variant for PostgreSQL (say, `= ANY`
     of an array where SQLite needs an expanding IN); `column_keys` names the columns an INSERT sets."""
 
-    __slots__ = ("_column_keys", "_compiled", "_pg_stmt", "plain_read", "stmt")
+    __slots__ = ("_column_keys", "_compiled", "_pg_stmt", "_plain_read", "stmt")
 
     def __init__(
         self, stmt: Executable, *, postgresql: Executable | None = None, column_keys: Iterable[str] | None = None
@@ -48,7 +54,7 @@ class Prepared:
         self._pg_stmt = postgresql if postgresql is not None else stmt
         self._column_keys = list(column_keys) if column_keys is not None else None
         self._compiled: tuple[str, tuple] | None = None
-        self.plain_read = False  # known once compiled: a SELECT that locks nothing
+        self._plain_read: bool | None = None
 
     def for_postgresql(self, dialect) -> tuple[str, tuple]:
         """The SQL text and, per positional parameter, its name, bind processor and default (public compiler API)."""
@@ -59,23 +65,29 @@ class Prepared:
                 (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect), defaults.get(name))
                 for name in compiled.positiontup or ()
             )
-            sql = str(compiled)
-            self.plain_read = _is_plain_read(sql)
-            self._compiled = (sql, binds)
+            self._compiled = (str(compiled), binds)
         return self._compiled
+
+    def is_plain_read(self) -> bool:
+        """A SELECT that locks nothing (judged by its PostgreSQL text, which keeps FOR UPDATE where SQLite's drops
+        it)."""
+        if self._plain_read is None:
+            self._plain_read = _is_plain_read(str(self._pg_stmt.compile(dialect=_POSTGRESQL)))
+        return self._plain_read
 
     async def _run(self, session: AsyncSession, params: Mapping[str, Any] | None, method: str) -> Any:
         params = params or {}
+        if session.bind.dialect.name != "postgresql":
+            if self.is_plain_read() and not session.in_transaction():
+                # Nothing written yet: read outside the write lock (WAL readers never wait for the writer).
+                async with session.bind.connect() as reader:
+                    await reader.execution_options(**READER)
+                    return _shaped(await reader.execute(self.stmt, dict(params)), method)
+            return _shaped(await session.execute(self.stmt, dict(params)), method)
         conn = await session.connection()
-        if conn.dialect.name != "postgresql":
-            result = await session.execute(self.stmt, dict(params))
-            if method == "execute":
-                return None
-            rows = result.mappings()
-            return rows.first() if method == "fetchrow" else rows.all()
         sql, binds = self.for_postgresql(conn.dialect)
         args = _arguments(binds, params)
-        if self.plain_read:
+        if self.is_plain_read():
             driver = await _driver(conn)
             if not driver.is_in_transaction():  # nothing written yet: no transaction needed to read
                 return await _direct(driver, method, sql, args)
@@ -124,16 +136,19 @@ async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
     return (await conn.get_raw_connection()).driver_connection
 
 
+def _shaped(result: Any, method: str) -> Any:
+    if method == "execute":
+        return None
+    rows = result.mappings()
+    return rows.first() if method == "fetchrow" else rows.all()
+
+
 async def _on_driver(conn: AsyncConnection, method: str, sql: str, args: list[Any]) -> Any:
     """Run inside the session's transaction. Its first statement goes through SQLAlchemy (`exec_driver_sql`, which
     begins the transaction); the following ones straight on the asyncpg connection (`driver_connection`)."""
     driver = await _driver(conn)
     if not driver.is_in_transaction():
-        result = await conn.exec_driver_sql(sql, tuple(args))
-        if method == "execute":
-            return None
-        rows = result.mappings()
-        return rows.first() if method == "fetchrow" else rows.all()
+        return _shaped(await conn.exec_driver_sql(sql, tuple(args)), method)
     return await _direct(driver, method, sql, args)
 
 
