@@ -37,7 +37,7 @@ from app.models.document import NoticeDocument
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.models.registry import NoticeTransfer, OrganizationSuccession
-from app.repositories.prepared import Prepared, later, shaped
+from app.repositories.prepared import Prepared, later, run_alone, shaped
 
 
 def participant(org: Any) -> ColumnElement[bool]:
@@ -341,6 +341,19 @@ async def number_unpositioned(session: AsyncSession, *, batch: int) -> int:
     stmt = _NUMBER_POSTGRES if session.bind.dialect.name == "postgresql" else _NUMBER_SQLITE
     result = await session.execute(stmt, {"limit": batch})
     return result.rowcount
+
+
+async def number_unpositioned_locked(session: AsyncSession, *, lock_id: int, batch: int) -> int:
+    """Wait for the advisory lock `lock_id`, then number up to `batch` notices as `number_unpositioned` does. On
+    PostgreSQL in one round trip, as a transaction of its own (committed when this returns; the session must not be
+    in a transaction): the two statements go as one script, and the numbering's snapshot is taken after the lock is
+    held, so it sees every position the previous holder committed. On SQLite in the session's transaction (the caller
+    commits), where the single writer stands in for the lock."""
+    if session.bind.dialect.name != "postgresql":
+        return await number_unpositioned(session, batch=batch)
+    numbering = _NUMBER_POSTGRES.text.replace(":limit", str(int(batch)))
+    status = await run_alone(session, f"SELECT pg_advisory_xact_lock({int(lock_id)}); {numbering}")
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def mark_inserted(session: AsyncSession) -> None:

@@ -103,6 +103,16 @@ class Prepared:
         await self._run(session, params, "execute")
 
 
+async def run_alone(session: AsyncSession, script: str) -> str:
+    """PostgreSQL: a script of several statements without parameters, sent in one round trip (the simple query
+    protocol), which the server runs as one transaction of its own, each statement with its own snapshot; the
+    session must not be in a transaction. The status of its last statement (say, "UPDATE 12")."""
+    driver = await _driver(await session.connection())
+    if driver.is_in_transaction():
+        raise RuntimeError("run_alone needs a session outside any transaction")
+    return await _direct(driver, "execute", script, [])
+
+
 def shaped(build: Callable[..., Executable | Prepared]) -> Callable[..., Prepared]:
     """A family of statements whose shape depends on a few hashable arguments (the caller's scope, which filters a
     request gives): each shape is built and compiled once. The cache key is the builder and its arguments, so a

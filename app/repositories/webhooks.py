@@ -5,9 +5,27 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.base import UTCDateTime
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
 from app.repositories.prepared import Prepared, later
 
@@ -22,28 +40,53 @@ class Wanted(NamedTuple):
     kinds: list[str] | None
 
 
-_WANTED = Prepared(
-    select(Subscription.id, Subscription.kinds).where(Subscription.org_code == bindparam("org"), *ACTIVE)
-)
-
-
-async def wanted_by(session: AsyncSession, org: str) -> list[Wanted]:
-    """The committee's active subscriptions."""
-    return [Wanted(r["id"], r["kinds"]) for r in await _WANTED.fetch(session, {"org": org})]
-
-
 def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Queue deliveries in the session's transaction (written with its next flush)."""
     session.add_all([Delivery(**row) for row in rows])
 
 
-_INSERT_DELIVERY = Prepared(insert(Delivery.__table__), column_keys=[c.name for c in Delivery.__table__.columns])
+def _wants(kind: Any, *, postgresql: bool) -> ColumnElement[bool]:
+    """A subscription wants notices of `kind` when it names no kinds or names this one (`kinds` is a JSON array;
+    app.services.webhooks.delivery_rows applies the same rule to subscriptions already read, for bulk writes)."""
+    if postgresql:
+        return or_(Subscription.kinds == cast(literal("[]"), JSONB), func.jsonb_exists(Subscription.kinds, kind))
+    named = func.json_each(Subscription.kinds).table_valued("value")
+    return or_(
+        func.json_array_length(Subscription.kinds) == 0,
+        exists(select(named.c.value).where(named.c.value == kind)),
+    )
 
 
-async def add_deliveries_later(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Deliveries announcing a notice written with the request's last statement (prepared: with every push)."""
-    for row in rows:
-        await later(session, _INSERT_DELIVERY, row)
+def _announce(*, postgresql: bool) -> Insert:
+    """One delivery per active subscription of the recipient that wants the notice's kind, chosen by the statement
+    itself (no read of its own): the delivery's id made by the database."""
+    new_id = func.gen_random_uuid() if postgresql else func.lower(func.hex(func.randomblob(16)))
+    at = bindparam("at", type_=UTCDateTime)
+    columns = ["id", "subscription_id", "notice_id", "event_type", "payload", "status", "attempts"]
+    rows = select(
+        new_id,
+        Subscription.id,
+        bindparam("notice_id", type_=Uuid),
+        bindparam("event_type", type_=String),
+        bindparam("payload", type_=String),
+        literal("pending"),
+        literal(0),
+        at,
+        at,
+    ).where(Subscription.org_code == bindparam("org"), *ACTIVE, _wants(bindparam("kind"), postgresql=postgresql))
+    return insert(Delivery.__table__).from_select([*columns, "next_attempt_at", "created_at"], rows)
+
+
+_ANNOUNCE = Prepared(_announce(postgresql=False), postgresql=_announce(postgresql=True))
+
+
+async def announce_later(
+    session: AsyncSession, *, org: str, kind: str, notice_id: uuid.UUID, event_type: str, payload: str, at: datetime
+) -> None:
+    """Deliveries announcing a new notice to committee `org`'s subscriptions, written with the request's last
+    statement (prepared: with every push)."""
+    params = {"org": org, "kind": kind, "notice_id": notice_id, "event_type": event_type, "payload": payload, "at": at}
+    await later(session, _ANNOUNCE, params)
 
 
 def readable(org: str) -> ColumnElement[bool]:

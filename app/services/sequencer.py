@@ -74,7 +74,7 @@ class Sequencer:
         total = 0
         while True:
             async with sessions() as session:
-                numbered = await sequence(session)
+                numbered = await rows.number_unpositioned_locked(session, lock_id=_LOCK, batch=BATCH)
                 await session.commit()
             total += numbered or 0
             if (numbered or 0) < BATCH:

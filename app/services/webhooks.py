@@ -192,44 +192,53 @@ async def subscriptions_by_org(*, session: Session, org_codes: set[str] | None =
     return await repo.active_by_org(session, org_codes)
 
 
+def announcement(*, notice_id: uuid.UUID, kind: str, created_at: datetime) -> str:
+    """The body of a delivery announcing a new notice. Thin on purpose: the receiver fetches the notice through the
+    authenticated API."""
+    body = {
+        "type": EVENT_TYPE,
+        "timestamp": created_at.isoformat(),
+        "data": {"notice_id": str(notice_id), "kind": kind, "created_at": created_at.isoformat()},
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
 def delivery_rows(
     subs: Sequence[Subscription | Wanted], *, notice_id: uuid.UUID, kind: str, created_at: datetime
 ) -> list[dict]:
-    """The outbox rows announcing one notice to the subscriptions that want its kind."""
-    rows = []
-    for sub in subs:
-        if sub.kinds and kind not in sub.kinds:
-            continue
-        # Thin on purpose: the receiver fetches the notice through the authenticated API.
-        body = {
-            "type": EVENT_TYPE,
-            "timestamp": created_at.isoformat(),
-            "data": {"notice_id": str(notice_id), "kind": kind, "created_at": created_at.isoformat()},
+    """The outbox rows announcing one notice to the subscriptions that want its kind (those naming no kinds or this
+    one: the rule the repository's statement for a single notice applies in the database)."""
+    payload = announcement(notice_id=notice_id, kind=kind, created_at=created_at)
+    return [
+        {
+            "id": uuid.uuid4(),
+            "subscription_id": sub.id,
+            "notice_id": notice_id,
+            "event_type": EVENT_TYPE,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": created_at,
+            "created_at": created_at,
+            "delivered_at": None,
         }
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "subscription_id": sub.id,
-                "notice_id": notice_id,
-                "event_type": EVENT_TYPE,
-                "payload": json.dumps(body, separators=(",", ":")),
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": created_at,
-                "created_at": created_at,
-                "delivered_at": None,
-            }
-        )
-    return rows
+        for sub in subs
+        if not sub.kinds or kind in sub.kinds
+    ]
 
 
 async def enqueue(*, session: Session, notice: Notice | NoticeRow) -> None:
-    """One delivery per matching subscription of the recipient, written with the notice (the request's last
-    statement)."""
-    subs = await repo.wanted_by(session, notice.recipient_org)
-    if subs:
-        rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
-        await repo.add_deliveries_later(session, rows)
+    """One delivery per active subscription of the recipient that wants the notice's kind, chosen and written with
+    the notice by the request's last statement."""
+    await repo.announce_later(
+        session,
+        org=notice.recipient_org,
+        kind=notice.kind,
+        notice_id=notice.id,
+        event_type=EVENT_TYPE,
+        payload=announcement(notice_id=notice.id, kind=notice.kind, created_at=notice.created_at),
+        at=notice.created_at,
+    )
 
 
 async def enqueue_many(*, session: Session, notices: Sequence[Notice]) -> None:
