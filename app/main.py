@@ -34,7 +34,7 @@ from app.routers import (
     supplier_keys,
 )
 from app.routers import audit as audit_router
-from app.services import audit, feedback, housekeeping, webhooks
+from app.services import account_cache, audit, feedback, housekeeping, webhooks
 from app.services.keys import ensure_signing_key
 from app.services.sequencer import sequencer
 
@@ -82,6 +82,7 @@ async def lifespan(_app: FastAPI):
         raise RuntimeError("no signing key: run `member-exchange init` first")
     stop = asyncio.Event()
     tasks = [
+        asyncio.create_task(account_cache.cache.run(stop=stop)),
         asyncio.create_task(audit.run_sealer(sessions=db.sessions, stop=stop)),
         asyncio.create_task(audit.run_replayer(sessions=db.sessions, stop=stop)),
         asyncio.create_task(sequencer.run(sessions=db.sessions, stop=stop)),

@@ -15,7 +15,7 @@ from app.infra.security import TokenError, keystore, verify_token
 from app.models.account import Role
 from app.principal import Principal
 from app.repositories import prepared
-from app.services import policy
+from app.services import account_cache, policy
 from app.services.auth import principal_from_claims
 
 log = logging.getLogger("app.auth")
@@ -39,10 +39,13 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"
                 ) from exc
+            heard = account_cache.mark()
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        # A change to an account or a committee answers once every process's account cache has dropped it.
+        await account_cache.settle_committed(session, since=heard)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

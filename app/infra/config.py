@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     # How often each process's sequencer looks for notices without a position even when nothing woke it.
     sequencer_interval_seconds: float = Field(default=1.0, gt=0)
 
+    # The caller's account, cached per process on PostgreSQL while a LISTEN connection hears every change to
+    # accounts and committees (README, "Operating it"); SQLite never caches.
+    account_cache_enabled: bool = Field(default=True, description="cache callers' accounts (PostgreSQL only)")
+    account_cache_size: int = Field(default=10_000, ge=1, description="accounts cached per process at most")
+    account_cache_ttl_seconds: float = Field(default=300.0, gt=0, description="an entry is read again after this")
+    account_cache_ping_seconds: float = Field(
+        default=5.0, gt=0, description="the listener's round trip that finds a silently broken connection"
+    )
+    account_cache_settle_seconds: float = Field(
+        default=1.0, ge=0, description="an account change answers once this process heard of it, waiting at most this"
+    )
+
     webhook_worker: bool = Field(default=True, description="run the push delivery worker in this process")
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_timeout_seconds: float = Field(default=15.0, gt=0)

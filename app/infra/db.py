@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -261,6 +262,20 @@ class Database:
         old, self.engine = self.engine, engine
         self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         return old
+
+    async def dedicated_connection(self, application_name: str) -> asyncpg.Connection | None:
+        """A PostgreSQL connection of its own, outside the pool (for LISTEN: a pooled connection goes back to the
+        pool after each request), with the pool's deadlines and settings; None on SQLite."""
+        url = self.engine.url
+        if url.get_backend_name() != "postgresql":
+            return None
+        server_settings = {"application_name": application_name[:63], "timezone": "UTC"}
+        return await asyncpg.connect(
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            timeout=settings.db_connect_timeout_seconds,
+            command_timeout=settings.db_command_timeout_seconds or None,
+            server_settings=server_settings,
+        )
 
     async def ping(self) -> bool:
         """True when the database answers within MX_READY_TIMEOUT_SECONDS. A second try: the first

@@ -108,6 +108,17 @@ DB_POOL_WAITING = Gauge(
     "mx_db_pool_waiting", "Requests waiting for a free database connection (all workers)", multiprocess_mode="livesum"
 )
 
+ACCOUNT_CACHE_LOOKUPS = Counter(
+    "mx_account_cache_lookups",
+    "Callers looked up in the account cache: hit, miss (read from the database), off (no listener: database)",
+    ["result"],
+)
+ACCOUNT_CACHE_LISTENING = Gauge(
+    "mx_account_cache_listening",
+    "Workers whose account-change listener is connected (their account cache is on)",
+    multiprocess_mode="livesum",
+)
+
 HOUSEKEEPING_REMOVED = Counter("mx_housekeeping_removed_rows", "Rows housekeeping removed, by table", ["table"])
 HOUSEKEEPING_RUNS = Counter(
     "mx_housekeeping_runs",

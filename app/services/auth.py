@@ -11,6 +11,7 @@ from app.models.account import Account, AccountKind
 from app.models.base import utcnow
 from app.principal import Principal
 from app.repositories import accounts, logins
+from app.services import account_cache
 
 TOKEN_USE = {AccountKind.user.value: "staff", AccountKind.client.value: "system"}
 
@@ -138,8 +139,10 @@ def token_for(account: Account) -> tuple[str, int]:
 
 
 async def principal_from_claims(*, session: Session, claims: TokenClaims) -> Principal:
-    """The caller behind verified claims: the account must still exist, be enabled and match the token."""
-    row = await accounts.enabled_caller(session, claims.sub)
+    """The caller behind verified claims: the account must still exist, be enabled and match the token. The row may
+    come from the account cache (app/services/account_cache.py: invalidated by the database at each change); every
+    check below is made on each request either way, against the clock for the token's age and the committee's end."""
+    row = await account_cache.caller(session, claims.sub)
     if row is None:
         raise Unauthorized("Tài khoản không tồn tại hoặc đã bị khóa.", code="account_disabled")
     login, kind, org_code, roles = row.login, row.kind, row.org_code, row.roles
