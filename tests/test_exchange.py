@@ -9,6 +9,8 @@ from sqlalchemy import text, update
 from app.infra.clock import today
 from app.infra.db import db
 from app.models.notice import Notice
+from app.schemas.notice import NoticeCreated, NoticeDetail, NoticePublic, NoticesPublic
+from tests import files
 from tests.exchange import (
     accepted,
     add_member,
@@ -368,3 +370,36 @@ async def test_an_empty_cursor_means_from_the_start(party):
     auditor = await party("khoi_auditor")
     entries = await auditor.get("/api/v1/audit/entries?cursor=")
     assert entries.status_code == 200 and entries.json()["items"], entries.text
+
+
+async def test_every_notice_response_is_exactly_what_its_schema_writes(party):
+    """Notices are shown without validating them again (a pull builds fifty): each response of push, reply, pull,
+    read and acknowledge must still be exactly what its schema makes of it, with documents, due dates, enums and
+    timestamps included."""
+    officer, ba_dinh = await party("khoi_officer"), await party("ba_dinh_system")
+    card = await add_member(officer, "ba-dinh")
+    doc = await officer.post("/api/v1/documents", files={"file": ("bien-ban.pdf", files.pdf("Biên bản"), "x/y")})
+    assert doc.status_code == 201, doc.text
+    pushed = await officer.post(NOTICES, json={**feedback_request(card), "document_ids": [doc.json()["id"]]})
+    assert pushed.status_code == 201, pushed.text
+    inbox = await ba_dinh.get(f"{NOTICES}/inbox")
+    replied = await ba_dinh.post(f"{NOTICES}/{pushed.json()['id']}/replies", json=feedback_given())
+    read = await officer.get(f"{NOTICES}/{pushed.json()['id']}")
+    acked = await officer.post(f"{NOTICES}/{replied.json()['id']}/ack")
+    for response, schema in [
+        (pushed, NoticeCreated),
+        (inbox, NoticesPublic),
+        (replied, NoticeCreated),
+        (read, NoticeDetail),
+        (acked, NoticePublic),
+    ]:
+        assert response.status_code in (200, 201), response.text
+        body = response.json()
+        assert schema.model_validate(body).model_dump(mode="json") == body, schema.__name__
+    assert inbox.json()["items"][0]["documents"][0]["sha256"] == doc.json()["sha256"]
+    assert inbox.json()["items"][0]["due_date"] and inbox.json()["items"][0]["kind"] == "feedback.requested"
+    assert read.json()["status"] == "answered" and [n["kind"] for n in read.json()["thread"]] == [
+        "feedback.requested",
+        "feedback.given",
+    ]
+    assert acked.json()["status"] == "acknowledged" and acked.json()["acknowledged_at"]

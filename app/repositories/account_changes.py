@@ -13,6 +13,7 @@ flush), so that the request that made them can wait until this process has heard
 
 import asyncio
 import os
+import select
 import uuid
 from collections.abc import Callable
 
@@ -42,6 +43,15 @@ class Listener:
     @property
     def backend_pid(self) -> int:
         return self._conn.get_server_pid()
+
+    def has_unread(self) -> bool:
+        """Whether data the server sent waits unread on the connection (a notification this process has not taken
+        in yet). A check without a round trip: one system call on the socket."""
+        sock = self._conn._transport.get_extra_info("socket")  # asyncpg offers no public accessor
+        if sock is None:
+            return True
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        return bool(readable)
 
     async def ping(self, seconds: float) -> None:
         """One round trip within `seconds`: a connection the network dropped silently is found out here (raises)."""

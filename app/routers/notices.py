@@ -319,7 +319,7 @@ async def get_notice(request: Request, session: SessionDep, principal: Worker, n
     shown = await svc.present(session=session, notices=thread)
     this = next(p for p in shown if p.id == notice.id)
     _noted(request, principal, this)
-    return NoticeDetail(**this.model_dump(), thread=shown)
+    return NoticeDetail.model_construct(**dict(this), thread=shown)
 
 
 @router.post(

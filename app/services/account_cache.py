@@ -17,8 +17,11 @@ What keeps that true when things go wrong:
   read began, is still up in the same generation, and no notification arrived in between (the read may have seen
   the row before the change the notification announces);
 - the request that changes an account (or a committee) answers only once this process's listener has heard of its
-  own change (`settle`, at most `account_cache_settle_seconds`): since PostgreSQL notifies every listener at the
-  same commit, the other processes have it too by the time the client can send its next request.
+  own change (`settle`, at most `account_cache_settle_seconds`): PostgreSQL notifies every listener at the same
+  commit, so the other processes normally have it too by the time the client can send its next request; and a
+  process does not answer from its cache while data waits unread on its listener's connection (a notification its
+  event loop has not taken in yet). What is left is the time PostgreSQL takes to send one listener its notification
+  after another (milliseconds at most): a change is seen within that, not strictly by the next request.
 
 SQLite: no listener, so no cache: every request reads its caller (in-process, no round trip to save).
 """
@@ -60,6 +63,7 @@ class AccountCache:
         self.size = size
         self.ttl = ttl
         self.up = False  # the listener is connected (and listening)
+        self.listener: account_changes.Listener | None = None
         self.generation = 0  # one per connection of the listener, and one per loss
         self.heard = 0  # notifications received
         self._rows: collections.OrderedDict[uuid.UUID, tuple[CallerRow, float]] = collections.OrderedDict()
@@ -72,9 +76,13 @@ class AccountCache:
     # ---- requests -----------------------------------------------------------------------------------------
 
     def get(self, account_id: uuid.UUID) -> CallerRow | None:
-        """The cached row, if the cache is on and the row is fresh."""
+        """The cached row, if the cache is on, the row is fresh, and no notification waits unread on the listener's
+        connection (this process's event loop may not have taken in a change that has already arrived)."""
         if not self.up:
             _OFF.inc()
+            return None
+        if self.listener is not None and self.listener.has_unread():
+            _MISS.inc()
             return None
         entry = self._rows.get(account_id)
         if entry is None or time.monotonic() - entry[1] > self.ttl:
@@ -164,12 +172,14 @@ class AccountCache:
             if listener is None:  # SQLite: nothing to listen to, no cache
                 return
             retry = _RECONNECT
+            self.listener = listener
             self.connected()
             log.info("account cache on (listener pid %s, generation %s)", listener.backend_pid, self.generation)
             try:
                 await self._watch(listener, stop)
             finally:
                 self.lost()
+                self.listener = None
                 await listener.close()
             if stop.is_set():
                 return
