@@ -267,3 +267,57 @@ async def test_a_later_round_of_the_same_year_asks_only_members_not_yet_asked(pa
     # Another year is another matter.
     next_year = await _start(khoi, {"year": 2027, "deadline": deadline, "units": ["dv-01"]})
     assert next_year["totals"]["requested"] == 4
+
+
+async def test_a_round_in_many_batches_hands_each_request_out_once_in_order_beside_pushes(party, monkeypatch):
+    from app.services import feedback
+
+    monkeypatch.setattr(feedback, "BATCH", 2)  # several batches written at once, each numbering its own notices
+    khoi, ba_dinh = await party("khoi_clerk"), await party("ba_dinh_system")
+    accepted = {"residence_status": "accepted", "residence_cell": "Chi bộ Tổ dân phố số 4"}
+    cards = [await add_member(khoi, "ba-dinh", **accepted) for _ in range(7)]
+    await add_member(khoi, "ba-dinh", residence_status="moved_away")
+    _, cursor = await pull_all(ba_dinh)
+    before = await push(ba_dinh, violation(cards[0]))  # committed, not yet numbered when the round starts
+    progress = await _start(khoi, {"year": 2026, "deadline": iso(today() + timedelta(days=20))})
+    assert progress["totals"]["requested"] == 7 and progress["totals"]["skipped"] == 1
+    after = await push(ba_dinh, violation(cards[1]))
+    requests, _ = await pull_all(ba_dinh, cursor=cursor)
+    assert sorted(n["member_card_no"] for n in requests) == sorted(cards), "each request handed out exactly once"
+    reports, _ = await pull_all(khoi, kind="violation.reported")
+    assert [n["id"] for n in reports] == [before["id"], after["id"]]
+    async with db.sessions() as session:
+        positions = (await session.execute(text("SELECT position FROM notices ORDER BY position"))).scalars().all()
+    assert positions == list(range(1, len(positions) + 1)), "gapless, every notice numbered"
+
+
+async def test_a_round_that_fails_in_a_batch_resumes_when_opened_again_asking_nobody_twice(party, monkeypatch):
+    from app.repositories import feedback as rounds
+    from app.services import feedback
+
+    monkeypatch.setattr(feedback, "BATCH", 2)
+    khoi = await party("khoi_clerk")
+    accepted = {"residence_status": "accepted", "residence_cell": "Chi bộ Tổ dân phố số 5"}
+    cards = [await add_member(khoi, "cau-giay", **accepted) for _ in range(7)]
+    write_notices, calls = rounds.write_notices, []
+
+    async def failing_third(session, rows, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        await write_notices(session, rows, **kw)
+
+    monkeypatch.setattr(rounds, "write_notices", failing_third)
+    body = {"year": 2026, "deadline": iso(today() + timedelta(days=20))}
+    r = await khoi.post(ROUNDS, json=body)
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 60
+    while (progress := (await khoi.get(f"{ROUNDS}/{r.json()['id']}")).json())["status"] == "running":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert progress["status"] == "failed" and progress["totals"]["requested"] < 7
+    monkeypatch.setattr(rounds, "write_notices", write_notices)
+    again = await _start(khoi, body, status=200)
+    assert again["totals"]["requested"] == 7 and again["processed"] == 7
+    out, _ = await pull_all(khoi, box="outbox", kind="feedback.requested")
+    assert sorted(n["member_card_no"] for n in out) == sorted(cards), "each member asked once"

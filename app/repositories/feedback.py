@@ -86,34 +86,38 @@ async def exclusive(round_id: uuid.UUID, year: int) -> AsyncIterator[bool]:
 
 async def next_members(
     rnd: FeedbackRound, cursor: str, batch: int, *, today: date
-) -> tuple[list[tuple], set[str], set[str]]:
-    """The next of the round's workplace committee's members by card number (each with whether its residence
-    committee has ended by `today`), which of them the round already has, and which another round of the same year
-    already asked."""
-    ended = select(Organization.valid_to).where(Organization.code == Member.residence_org).scalar_subquery()
+) -> tuple[list[tuple], str | None, set[str], set[str]]:
+    """The next `batch` members by card number after `cursor`: those of the round's workplace committee (and units),
+    each with whether its residence committee has ended by `today`; the last card read (None: no member left);
+    which of them the round already has, and which another round of the same year already asked."""
+    # A window of the primary key, filtered afterwards: each member is read once over the whole round, whatever the
+    # planner knows of the table (filtering first, with no statistics after a bulk load, re-read the committee's
+    # members at every batch: quadratic).
+    window = select(Member).where(Member.party_card_no > cursor).order_by(Member.party_card_no).limit(batch).subquery()
+    ended = select(Organization.valid_to).where(Organization.code == window.c.residence_org).scalar_subquery()
+    mine = window.c.workplace_org == rnd.org_code
+    if rnd.scope:
+        mine = mine & window.c.workplace_unit_code.in_(rnd.scope)
+    stmt = select(
+        window.c.party_card_no,
+        window.c.residence_org,
+        window.c.residence_status,
+        window.c.exemption_category,
+        window.c.workplace_unit_code,
+        case((ended <= today, 1), else_=0).label("residence_ended"),
+        case((mine, 1), else_=0).label("mine"),
+    ).order_by(window.c.party_card_no)
     async with db.sessions() as session:
-        stmt = (
-            select(
-                Member.party_card_no,
-                Member.residence_org,
-                Member.residence_status,
-                Member.exemption_category,
-                Member.workplace_unit_code,
-                case((ended <= today, 1), else_=0).label("residence_ended"),
-            )
-            .where(Member.workplace_org == rnd.org_code, Member.party_card_no > cursor)
-            .order_by(Member.party_card_no)
-            .limit(batch)
-        )
-        if rnd.scope:
-            stmt = stmt.where(Member.workplace_unit_code.in_(rnd.scope))
-        members = [tuple(m) for m in (await session.execute(stmt)).all()]
+        rows = (await session.execute(stmt)).all()
+        if not rows:
+            await session.rollback()
+            return [], None, set(), set()
+        last = rows[-1][0]
+        members = [tuple(r[:6]) for r in rows if r[6]]
         done: set[str] = set()
         asked: set[str] = set()
         if members:  # a range of the primary key, not a long IN list
-            in_range = (FeedbackRoundItem.member_card_no > cursor) & (
-                FeedbackRoundItem.member_card_no <= members[-1][0]
-            )
+            in_range = (FeedbackRoundItem.member_card_no > cursor) & (FeedbackRoundItem.member_card_no <= last)
             done = set(
                 (
                     await session.execute(
@@ -136,28 +140,47 @@ async def next_members(
                 ).scalars()
             )
         await session.rollback()
-    return members, done, asked
+    return members, last, done, asked
 
 
-async def bulk_insert(session: AsyncSession, table: Any, packed: tuple[list[str], list[tuple]]) -> None:
-    """Insert many rows: COPY on PostgreSQL (several times faster than INSERT), executemany elsewhere."""
+async def bulk_insert(
+    session: AsyncSession, table: Any, packed: tuple[list[str], list[tuple]], *, numbered: tuple[str, int] | None = None
+) -> None:
+    """Insert many rows: COPY on PostgreSQL (several times faster than INSERT), executemany elsewhere; `numbered`:
+    (column, first value) numbers the rows in order."""
     columns, records = packed
     if not records:
         return
+    if numbered is not None:
+        column, first = numbered
+        columns = [*columns, column]
+        records = [(*r, n) for n, r in enumerate(records, start=first)]
     if session.bind.dialect.name != "postgresql":
         await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
         return
-    raw = await (await session.connection()).get_raw_connection()
-    # Same connection, same transaction as the session; absent columns (seq, position) take their defaults.
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement: a COPY straight on the
+        # driver would run (and commit) on its own, and a batch that fails after it would leave it behind.
+        await conn.exec_driver_sql("SELECT 1")
+    # Same connection, same transaction as the session; absent columns (seq) take their defaults.
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
-async def write_batch(session: AsyncSession, round_id: uuid.UUID, rows: dict[str, Any], *, items: int) -> None:
-    """One batch of a round: its notices, deliveries and items, and the round's counts."""
-    await bulk_insert(session, Notice.__table__, rows["notices"])
-    await bulk_insert(session, Delivery.__table__, rows["deliveries"])
+async def write_items(session: AsyncSession, rows: dict[str, Any]) -> None:
+    """A batch of a round, first: its items."""
     await bulk_insert(session, FeedbackRoundItem.__table__, rows["items"])
-    requested = len(rows["notices"][1])
+
+
+async def write_notices(session: AsyncSession, rows: dict[str, Any], *, first_position: int) -> None:
+    """A batch of a round, next: its notices, numbered from `first_position` in order, and their deliveries."""
+    await bulk_insert(session, Notice.__table__, rows["notices"], numbered=("position", first_position))
+    await bulk_insert(session, Delivery.__table__, rows["deliveries"])
+
+
+async def count_batch(session: AsyncSession, round_id: uuid.UUID, *, items: int, requested: int) -> None:
+    """A batch of a round, last: the round's counts (the round's row stays locked only until the commit after)."""
     await session.execute(
         update(FeedbackRound)
         .where(FeedbackRound.id == round_id)

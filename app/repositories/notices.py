@@ -335,6 +335,15 @@ _NUMBER_SQLITE = text(
 )
 
 
+_TOP_POSITION = text("SELECT coalesce(max(position), 0) FROM notices")
+
+
+async def top_position(session: AsyncSession) -> int:
+    """The highest position given so far (0 before the first); read under the sequencer's lock, for rows a
+    transaction numbers as it inserts them."""
+    return (await session.execute(_TOP_POSITION)).scalar_one()
+
+
 async def number_unpositioned(session: AsyncSession, *, batch: int) -> int:
     """Give up to `batch` notices without a position the next positions, in `seq` order, in the session's
     transaction (the caller holds the sequencer's lock); how many were numbered."""

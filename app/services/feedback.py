@@ -6,20 +6,20 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
+import time
 import uuid
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jose import jwk
-
 from app.errors import NotFound, Unprocessable
 from app.infra.clock import today
 from app.infra.config import settings
 from app.infra.db import Session, db
 from app.infra.loops import repeat
-from app.infra.security import ALGORITHM, NOTICE_TYP, keystore, sign_compact
+from app.infra.security import NOTICE_TYP, BulkSigner, keystore, sign_compact
 from app.models.base import utcnow
 from app.models.feedback import FeedbackRound
 from app.models.member import ResidenceStatus
@@ -27,7 +27,6 @@ from app.models.notice import NoticeKind, NoticeStatus
 from app.models.organization import OrgSide
 from app.principal import Principal
 from app.repositories import feedback as repo
-from app.repositories import notices as notice_rows
 from app.repositories import registry as registry_rows
 from app.schemas.feedback import (
     Counts,
@@ -37,13 +36,17 @@ from app.schemas.feedback import (
     SkipReason,
     UnitProgress,
 )
-from app.services import notices, policy, webhooks
+from app.services import notices, policy, sequencer, webhooks
 from app.services.signed import signed_content
 
 log = logging.getLogger("app.feedback")
 
 BATCH = 5000
-BUILDERS = 2  # child processes signing batches ahead of the writer
+BUILDERS = 2  # child processes signing batches ahead of the writers
+# Two batches written at once, each its own short transaction: one inserts its items while the one before inserts
+# its notices (the sequencer's lock lets one at a time number its notices, in turn).
+WRITERS = 2
+BUILDER_NICE = 5  # the builders yield the CPU to the writers, the database and the requests being served
 SKIP_REASONS = {
     ResidenceStatus.introduced.value: "not_yet_accepted",
     ResidenceStatus.not_accepted.value: "not_accepted",
@@ -99,8 +102,10 @@ async def start(*, session: Session, principal: Principal, data: FeedbackRoundCr
     return rnd, True
 
 
-async def run(round_id: uuid.UUID, *, batch: int = BATCH) -> None:
-    """Create the round's missing requests in batches, each its own short transaction (never one giant one)."""
+async def run(round_id: uuid.UUID, *, batch: int | None = None) -> None:
+    """Create the round's missing requests in batches (of `BATCH`), each its own short transaction (never one giant
+    one)."""
+    batch = batch or BATCH
     async with db.sessions() as session:
         year = (await get_round(session=session, round_id=round_id)).year
         await session.rollback()
@@ -144,23 +149,28 @@ async def _process(round_id: uuid.UUID, batch: int) -> None:
         loop = asyncio.get_running_loop()
         cursor, exhausted = "", False
         building: deque = deque()
-        writing = None
-        while building or not exhausted:
-            if not exhausted:
-                members, done, asked = await repo.next_members(rnd, cursor, batch, today=today())
-                if members:
-                    cursor = members[-1][0]
-                    todo = [m for m in members if m[0] not in done]
-                    building.append(loop.run_in_executor(pool, build_batch, spec, todo, subs, asked))
-                else:
-                    exhausted = True
-            if building and (len(building) >= BUILDERS or exhausted):
-                rows = await building.popleft()
-                if writing is not None:
-                    await writing  # one write at a time: each batch is its own short transaction
-                writing = asyncio.create_task(_write(round_id, rows))
-        if writing is not None:
-            await writing
+        writing: deque = deque()
+        try:
+            while building or not exhausted:
+                if not exhausted:
+                    members, last, done, asked = await repo.next_members(rnd, cursor, batch, today=today())
+                    if last is None:
+                        exhausted = True
+                    else:
+                        cursor = last
+                        todo = [m for m in members if m[0] not in done]
+                        if todo:
+                            building.append(loop.run_in_executor(pool, build_batch, spec, todo, subs, asked))
+                if building and (len(building) >= BUILDERS or exhausted):
+                    rows = await building.popleft()
+                    if len(writing) >= WRITERS:
+                        await writing.popleft()
+                    writing.append(asyncio.create_task(_write(round_id, rows)))
+        finally:
+            ended = await asyncio.gather(*writing, return_exceptions=True)  # the batches in flight end first
+        for result in ended:
+            if isinstance(result, BaseException):
+                raise result
     async with db.sessions() as session:
         await repo.set_status(session, round_id, status="completed", error=None)
         await session.commit()
@@ -172,7 +182,8 @@ _builder_key: tuple[str, Any] | None = None
 def _init_builder(kid: str, private_pem: str) -> None:
     """In the builder process: the signing key, parsed once."""
     global _builder_key
-    _builder_key = (kid, jwk.construct(private_pem, ALGORITHM))
+    _builder_key = (kid, BulkSigner(private_pem))
+    os.nice(BUILDER_NICE)
 
 
 def build_batch(
@@ -200,7 +211,7 @@ def build_batch(
         elif residence_ended:
             item.update(status="skipped", skip_reason=COMMITTEE_RETIRED)
         elif status == ResidenceStatus.accepted.value:
-            notice_id = uuid.uuid4()
+            notice_id = _time_ordered_id()
             row = {
                 "id": notice_id,
                 "kind": NoticeKind.feedback_requested.value,
@@ -235,6 +246,16 @@ def build_batch(
     }
 
 
+def _time_ordered_id() -> uuid.UUID:
+    """A UUID version 7 (RFC 9562: the time in milliseconds, then 74 random bits). A round's 475,000 ids then go
+    to the right-hand end of the indexes on notice ids (not to a random page of each, written again in full after
+    every checkpoint); they are as unique and as opaque as version 4, and only say when the notice was made, which
+    the notice says itself."""
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (2**62 - 1)
+    return uuid.UUID(int=value)
+
+
 def _pack(rows: list[dict], json_columns: set[str], as_text: bool) -> tuple[list[str], list[tuple]]:
     if not rows:
         return [], []
@@ -247,12 +268,18 @@ def _pack(rows: list[dict], json_columns: set[str], as_text: bool) -> tuple[list
 
 
 async def _write(round_id: uuid.UUID, rows: dict[str, Any]) -> None:
-    items = len(rows["items"][1])
+    items, requested = len(rows["items"][1]), len(rows["notices"][1])
     if not items:
         return
     async with db.sessions() as session:
-        notice_rows.mark_inserted(session)  # the sequencer numbers these notices once they commit
-        await repo.write_batch(session, round_id, rows, items=items)
+        await repo.write_items(session, rows)
+        if requested:
+            # Numbered as they are inserted, under the sequencer's lock, held from here to the commit (475,000
+            # notices updated again afterwards cost the database as much as inserting them). The items before the
+            # lock, the round's row after it: the batch before this one commits meanwhile.
+            first = await sequencer.number_at_insert(session)
+            await repo.write_notices(session, rows, first_position=first)
+        await repo.count_batch(session, round_id, items=items, requested=requested)
         await session.commit()
 
 

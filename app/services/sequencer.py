@@ -17,6 +17,11 @@ Who runs it, so that a notice is pullable a few milliseconds after its push answ
   committed notices the background sequencer has not numbered yet (in tests, where no background task runs; in
   production rarely), with a try-lock on PostgreSQL so that a pull never waits for another sequencer.
 
+A comment round's batch numbers its own notices instead (`number_at_insert`): under the same lock, held from just
+before its insert to its commit, it reads `max(position)` and inserts its rows with the next positions, so they
+commit numbered (no second write of each row) and the rule above still holds: one numberer at a time, gapless,
+increasing. A push that commits meanwhile is numbered by the sequencer right after that commit.
+
 Nothing here depends on transaction ids or on other databases of the server, and a restored database keeps its
 positions (they are plain column values).
 """
@@ -41,6 +46,15 @@ async def sequence(session: Session, *, wait: bool = True, batch: int = BATCH) -
     if not await locks.for_transaction(session, _LOCK, wait=wait):
         return None
     return await rows.number_unpositioned(session, batch=batch)
+
+
+async def number_at_insert(session: Session) -> int:
+    """For a transaction that inserts many notices and numbers them itself (a comment round's batch): waits for the
+    sequencer's lock, holds it until the transaction ends, and returns the first free position; the rows take it
+    and the ones after it, in the order inserted, and commit already numbered (nothing to update afterwards). Call
+    it just before the insert and commit right after: until then no other notice gets a position."""
+    await locks.for_transaction(session, _LOCK, wait=True)
+    return await rows.top_position(session) + 1
 
 
 class Sequencer:
