@@ -419,13 +419,23 @@ def _check_range_rows(
     return position, previous, None
 
 
+_WORKER_NICENESS = 10
+
+
 def verification_workers(processes: int | None = None, *, fork: bool = False) -> ProcessPoolExecutor:
     """Worker processes for `verify` (one per core by default). `fork` only from a process that has no threads and
     no open connections yet (the command line, before it starts): the workers then start at once, with every
     module already imported; otherwise they are spawned (about a second each to import the service)."""
     if processes is None:
         processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+    # At a lower priority than the service's own processes on the same host: their requests come first, the
+    # verification takes what is left (all of it on an idle host).
+    pool = ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+        initializer=os.nice,
+        initargs=(_WORKER_NICENESS,),
+    )
     for _ in range(processes):
         pool.submit(int)  # start them now, while the caller does its first reads
     return pool
