@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import uuid
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -10,10 +12,13 @@ from sqlalchemy import text
 
 from app.infra.db import db
 from app.services.audit import verify
+from tests import files
 from tests.audit_tools import entries, rewrite_chain, tamper
 from tests.conftest import IS_POSTGRES
-from tests.exchange import accepted, add_member, introduction, push, violation
+from tests.exchange import accepted, add_member, introduction, pull_all, push, violation
 from tests.helpers import assert_problem
+from tests.receiver import start_receiver
+from tests.test_webhooks import subscribe
 
 AUDIT = "/api/v1/audit"
 
@@ -249,9 +254,17 @@ async def test_checkpoints_verify_with_an_independent_jose_library_and_the_jwks(
     assert listed[0]["jws"] == checkpoint["jws"]
 
 
-async def test_when_the_audit_entry_cannot_be_written_the_change_is_rolled_back_with_503(party):
-    khoi = await party("khoi_clerk")
-    card = await add_member(khoi, "ba-dinh")
+@pytest.fixture
+async def receiver():
+    rec, server, task = await start_receiver()
+    yield rec
+    server.should_exit = True
+    await task
+
+
+@asynccontextmanager
+async def _refusing_push_entries():
+    """While inside, the database refuses to store the audit entry of a push."""
     async with db.sessions() as s:
         if IS_POSTGRES:
             await s.execute(
@@ -277,17 +290,55 @@ async def test_when_the_audit_entry_cannot_be_written_the_change_is_rolled_back_
             )
         await s.commit()
     try:
-        r = await khoi.post("/api/v1/notices", json=violation(card))
-        assert_problem(r, 503, "audit_unavailable")
-        assert r.headers["retry-after"]
+        yield
     finally:
         async with db.sessions() as s:
             await s.execute(text("DROP TRIGGER refuse_push" + (" ON audit_entries" if IS_POSTGRES else "")))
             if IS_POSTGRES:
                 await s.execute(text("DROP FUNCTION refuse_push()"))
             await s.commit()
+
+
+async def test_when_the_audit_entry_cannot_be_written_the_change_is_rolled_back_with_503(party):
+    khoi = await party("khoi_clerk")
+    card = await add_member(khoi, "ba-dinh")
+    async with _refusing_push_entries():
+        r = await khoi.post("/api/v1/notices", json=violation(card))
+        assert_problem(r, 503, "audit_unavailable")
+        assert r.headers["retry-after"]
     out = (await khoi.get("/api/v1/notices/outbox")).json()["items"]
     assert out == [], "the notice must not exist without its audit entry"
+
+
+async def test_a_push_whose_closing_statement_fails_leaves_nothing_and_its_key_stays_free(party, receiver):
+    """A push writes its notice, the document it carries, the recipient's webhook delivery, its audit entry and its
+    idempotency record together (on PostgreSQL in one statement, its whole transaction): if the last of them fails,
+    none exists, and a retry with the same key creates the notice once."""
+    khoi, ba_dinh = await party("khoi_officer"), await party("ba_dinh_admin")
+    card = await add_member(khoi, "ba-dinh")
+    await subscribe(ba_dinh, receiver)
+    doc = await khoi.post("/api/v1/documents", files={"file": ("bien-ban.pdf", files.pdf("Biên bản"), "x/y")})
+    assert doc.status_code == 201, doc.text
+    body = {**violation(card), "document_ids": [doc.json()["id"]]}
+    key = {"Idempotency-Key": "closing-" + uuid.uuid4().hex}
+    async with _refusing_push_entries():
+        assert_problem(await khoi.post("/api/v1/notices", json=body, headers=key), 503, "audit_unavailable")
+    async with db.sessions() as s:
+        counts = [
+            (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar()  # noqa: S608 - fixed names
+            for table in ("notices", "notice_documents", "deliveries", "idempotency_keys")
+        ]
+    assert counts == [0, 0, 0, 0]
+    first = await khoi.post("/api/v1/notices", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = await khoi.post("/api/v1/notices", json=body, headers=key)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and first.json()["documents"][0]["id"] == doc.json()["id"]
+    inbox, _ = await pull_all(await party("ba_dinh_clerk"))
+    assert [n["id"] for n in inbox] == [first.json()["id"]]
+    async with db.sessions() as s:
+        delivered_for = (await s.execute(text("SELECT notice_id FROM deliveries"))).scalars().all()
+    assert [str(n).replace("-", "") for n in delivered_for] == [first.json()["id"].replace("-", "")]
 
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="database-level append-only triggers are PostgreSQL's")

@@ -9,8 +9,8 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ServiceUnavailable, Unauthorized
-from app.http import auditing
-from app.infra.db import db
+from app.http import auditing, idempotency
+from app.infra.db import db, unreachable
 from app.infra.security import TokenError, keystore, verify_token
 from app.models.account import Role
 from app.principal import Principal
@@ -25,12 +25,17 @@ async def get_session(request: Request, response: Response) -> AsyncIterator[Asy
     """The request session, the one commit point: services only flush; the request's audit entry is added
     and everything is committed here, before the response is sent."""
     async with db.sessions() as session:
+        prepared.closes_with_last_writes(session)
         try:
             yield session
             try:
                 await auditing.record_success(session, request, response)
                 await prepared.flush_deferred(session)
             except Exception as exc:
+                if (conflict := idempotency.in_progress(exc)) is not None:
+                    raise conflict from None
+                if unreachable(exc):  # the database itself: 503 database_unavailable, as for any statement
+                    raise
                 raise ServiceUnavailable(
                     "Không ghi được nhật ký kiểm tra; thao tác chưa được thực hiện.", code="audit_unavailable"
                 ) from exc

@@ -1,8 +1,10 @@
 """Idempotency-Key for creating calls (IETF httpapi draft), scoped to the calling account.
 
-The key's record is written in the same transaction as the change it guards, so a replay exists exactly when
-the change does. On PostgreSQL a transaction-level advisory lock on the key turns a concurrent duplicate into
-a 409 at once; on SQLite writers are serialised, so a duplicate waits and then replays.
+The key's record is written in the same statement as the change it guards (the request's last statement), so a
+replay exists exactly when the change does. A duplicate sent while the first is still being processed finds no
+record yet; on PostgreSQL it then fails on the record's key when it writes, with everything it wrote, and is
+answered 409 `idempotency_in_progress` (retry: the first one's answer is replayed); on SQLite writers are
+serialised, so a duplicate waits and then replays.
 """
 
 import hashlib
@@ -31,9 +33,15 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def _lock_id(principal: Principal, key: str) -> int:
-    digest = hashlib.sha256(f"{principal.account_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def in_progress(exc: BaseException) -> Conflict | None:
+    """The answer to a request whose closing write found its Idempotency-Key taken by a concurrent duplicate."""
+    if not records.key_taken(exc):
+        return None
+    return Conflict(
+        "Một yêu cầu khác cùng Idempotency-Key đang được xử lý.",
+        code="idempotency_in_progress",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def run(
@@ -58,13 +66,6 @@ async def run(
         )
     if not _KEY.match(key):
         raise BadRequest("Idempotency-Key phải gồm 1–255 ký tự ASCII in được.", code="invalid_idempotency_key")
-    if session.bind.dialect.name == "postgresql":
-        if not await records.try_lock(session, _lock_id(principal, key)):
-            raise Conflict(
-                "Một yêu cầu khác cùng Idempotency-Key đang được xử lý.",
-                code="idempotency_in_progress",
-                headers={"Retry-After": "1"},
-            )
     # JSON bodies are compared byte for byte; a multipart upload by what the caller passes (its file's hash).
     body = fingerprint_extra if fingerprint_extra is not None else await request.body()
     request_fingerprint = fingerprint(request.method, request.url.path, body)
@@ -84,7 +85,7 @@ async def run(
     body = result.model_dump(mode="json", by_alias=True)
     extra = headers(result) if headers else {}
     now = utcnow()
-    records.record(
+    await records.record(
         session,
         {
             "account_id": principal.account_id,

@@ -29,6 +29,11 @@ from app.infra.config import Settings, settings
 Session = AsyncSession
 SessionFactory = async_sessionmaker[AsyncSession]
 
+# Execution options of a connection that only reads (SQLite: no BEGIN IMMEDIATE, so no write lock; repositories'
+# plain reads before a request writes anything).
+_READER_OPTION = "mx_reader"
+READER = {_READER_OPTION: True}
+
 
 def ensure_sqlite_dir(url: str) -> None:
     """SQLite creates the file but not its directory."""
@@ -167,8 +172,10 @@ def make_engine(cfg: Settings = settings) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin_immediate(conn):  # pragma: no cover
-            # Take the write lock at BEGIN so concurrent writers queue instead of failing to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Take the write lock at BEGIN so concurrent writers queue instead of failing to upgrade; a reader
+            # (READER) takes none and reads in autocommit.
+            if not conn.get_execution_options().get(_READER_OPTION):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     server_settings = {"application_name": "member-exchange", "timezone": "UTC"}

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
-from app.repositories.prepared import Prepared, defer
+from app.repositories.prepared import Prepared, later
 
 # Every recorded field but `seq` (the column's own sequence).
 ENTRY_FIELDS = [c.name for c in AuditEntry.__table__.columns if c.name != "seq"]
@@ -33,7 +33,7 @@ def readable(*, whole_log: bool, org: str) -> ColumnElement[bool]:
 async def insert_entry(session: AsyncSession, fields: dict[str, Any], *, deferred: bool) -> None:
     """Add one entry to the session's transaction; `deferred`: with the request's last statement."""
     if deferred:
-        defer(session, _INSERT_ENTRY, fields)
+        await later(session, _INSERT_ENTRY, fields)
     else:
         await _INSERT_ENTRY.execute(session, fields)
 

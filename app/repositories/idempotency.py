@@ -1,16 +1,20 @@
-"""Idempotency records in the database (prepared: every creating call with a key runs them)."""
+"""Idempotency records in the database (prepared: every creating call with a key runs them).
+
+The record's primary key (account, key) is what makes a key used once: a second request with the same key that
+got past the lookup (the first had not committed yet) fails on it when it writes, with everything it wrote."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, delete, func, insert, select, tuple_
+from sqlalchemy import bindparam, delete, insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.idempotency import IdempotencyRecord
-from app.repositories.prepared import Prepared, defer
+from app.repositories.prepared import Prepared, later
 
-_LOCK = Prepared(select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)).label("locked")))
+_PRIMARY_KEY = "pk_idempotency_keys"
 _RECORD = Prepared(
     select(
         IdempotencyRecord.fingerprint,
@@ -24,21 +28,24 @@ _INSERT_RECORD = Prepared(
 )
 
 
-async def try_lock(session: AsyncSession, lock_id: int) -> bool:
-    """A transaction-level advisory lock on the key (PostgreSQL); False when another transaction holds it."""
-    row = await _LOCK.fetchrow(session, {"lock_id": lock_id})
-    return bool(row["locked"])
-
-
 async def find(session: AsyncSession, *, account_id: uuid.UUID, key: str) -> dict[str, Any] | None:
     """The stored response for this account's key: fingerprint, status, body, headers."""
     row = await _RECORD.fetchrow(session, {"account_id": account_id, "key": key})
     return dict(row) if row is not None else None
 
 
-def record(session: AsyncSession, fields: dict[str, Any]) -> None:
+def key_taken(exc: BaseException) -> bool:
+    """Whether writing a record failed because another request stored the same account's key first."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    cause = getattr(exc, "orig", None)
+    name = getattr(cause, "constraint_name", None) or str(cause)  # SQLite names the columns
+    return _PRIMARY_KEY in name or "idempotency_keys.key" in name
+
+
+async def record(session: AsyncSession, fields: dict[str, Any]) -> None:
     """Store the record with the request's last statement (nothing in the request reads it back)."""
-    defer(session, _INSERT_RECORD, fields)
+    await later(session, _INSERT_RECORD, fields)
 
 
 async def purge_expired(session: AsyncSession, *, now: datetime, batch: int) -> int:

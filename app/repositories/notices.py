@@ -37,7 +37,7 @@ from app.models.document import NoticeDocument
 from app.models.member import Member
 from app.models.notice import Notice, NoticeKind, NoticeStatus
 from app.models.registry import NoticeTransfer, OrganizationSuccession
-from app.repositories.prepared import Prepared, shaped
+from app.repositories.prepared import Prepared, later, shaped
 
 
 def participant(org: Any) -> ColumnElement[bool]:
@@ -117,16 +117,14 @@ _MARK_DELIVERED_VALUES = {
 _MARK_DELIVERED = Prepared(
     update(Notice.__table__)
     .where(Notice.id.in_(bindparam("ids", expanding=True)), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES)
-    .returning(Notice.id, Notice.delivered_at, Notice.status),
+    .values(_MARK_DELIVERED_VALUES),
     postgresql=update(Notice.__table__)
     .where(Notice.id == any_(bindparam("ids", type_=ARRAY(Uuid))), Notice.delivered_at.is_(None))
-    .values(_MARK_DELIVERED_VALUES)
-    .returning(Notice.id, Notice.delivered_at, Notice.status),
+    .values(_MARK_DELIVERED_VALUES),
 )
 _ACKNOWLEDGE = Prepared(
     update(Notice.__table__)
-    .where(Notice.id == bindparam("notice_id"))
+    .where(Notice.id == bindparam("notice_id"), Notice.acknowledged_at.is_(None))
     .values(
         acknowledged_at=bindparam("now"),
         acknowledged_by=bindparam("account_id"),
@@ -135,8 +133,8 @@ _ACKNOWLEDGE = Prepared(
             (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
         ),
     )
-    .returning(*Notice.__table__.columns)
 )
+_INSERT_DOCUMENT = Prepared(insert(NoticeDocument.__table__), column_keys=["notice_id", "document_id"])
 _ANSWERED = Prepared(
     update(Notice.__table__)
     .where(Notice.id == bindparam("notice_id"))
@@ -199,10 +197,11 @@ def _page(box: str, kind: bool, member: bool, status: bool, since: bool, overdue
 
 
 async def insert_notice(session: AsyncSession, notice: Notice, document_ids: list[uuid.UUID]) -> None:
-    """Store a new notice (without a position) and the documents it carries."""
-    await _INSERT.execute(session, notice.model_dump(exclude={"seq", "position"}))
-    if document_ids:
-        session.add_all([NoticeDocument(notice_id=notice.id, document_id=d) for d in document_ids])
+    """Store a new notice (without a position) and the documents it carries, with the request's last statement
+    (nothing in the request reads them back)."""
+    await later(session, _INSERT, notice.model_dump(exclude={"seq", "position"}))
+    for document_id in document_ids:
+        await later(session, _INSERT_DOCUMENT, {"notice_id": notice.id, "document_id": document_id})
 
 
 async def get_visible(
@@ -251,21 +250,26 @@ async def legacy_position(session: AsyncSession, seq: int) -> int | None:
 
 
 async def mark_delivered(session: AsyncSession, notices: list[NoticeRow], now: datetime) -> None:
-    """Record the first delivery of these notices, in one statement, and on the rows given."""
+    """Record the first delivery of these notices, in one statement with the request's last, and on the rows given
+    (a notice another request delivered meanwhile keeps its first delivery time in the database)."""
     pending = [n for n in notices if n.delivered_at is None]
     if not pending:
         return
-    marked = await _MARK_DELIVERED.fetch(session, {"ids": [n.id for n in pending], "now": now})
-    changed = {row["id"]: row for row in marked}
+    await later(session, _MARK_DELIVERED, {"ids": [n.id for n in pending], "now": now})
     for n in pending:
-        if n.id in changed:
-            n.delivered_at, n.status = changed[n.id]["delivered_at"], changed[n.id]["status"]
+        n.delivered_at = now
+        if n.status == NoticeStatus.sent.value:
+            n.status = NoticeStatus.delivered.value
 
 
 async def acknowledge(session: AsyncSession, notice: NoticeRow, *, account_id: uuid.UUID, now: datetime) -> NoticeRow:
-    """Record the recipient's acknowledgement; returns the notice as stored now."""
-    row = await _ACKNOWLEDGE.fetchrow(session, {"notice_id": notice.id, "now": now, "account_id": account_id})
-    return NoticeRow(**row, has_documents=notice.has_documents)
+    """Record the recipient's first acknowledgement, with the request's last statement; the notice as it is then."""
+    await later(session, _ACKNOWLEDGE, {"notice_id": notice.id, "now": now, "account_id": account_id})
+    notice.acknowledged_at, notice.acknowledged_by = now, account_id
+    notice.delivered_at = notice.delivered_at or now
+    if notice.status != NoticeStatus.answered.value:
+        notice.status = NoticeStatus.acknowledged.value
+    return notice
 
 
 async def mark_answered(session: AsyncSession, notice_id: uuid.UUID, now: datetime) -> None:
@@ -276,18 +280,7 @@ async def acknowledge_pending(
     session: AsyncSession, notice_id: uuid.UUID, *, account_id: uuid.UUID, now: datetime
 ) -> None:
     """Acknowledge a notice unless it already is (the original of a transfer its successor acknowledged)."""
-    await session.execute(
-        update(Notice.__table__)
-        .where(Notice.id == notice_id, Notice.acknowledged_at.is_(None))
-        .values(
-            acknowledged_at=now,
-            acknowledged_by=account_id,
-            delivered_at=func.coalesce(Notice.delivered_at, now),
-            status=case(
-                (Notice.status == NoticeStatus.answered.value, Notice.status), else_=NoticeStatus.acknowledged.value
-            ),
-        )
-    )
+    await later(session, _ACKNOWLEDGE, {"notice_id": notice_id, "now": now, "account_id": account_id})
 
 
 async def by_id(session: AsyncSession, notice_id: uuid.UUID, *, for_update: bool = False) -> NoticeRow | None:

@@ -5,10 +5,22 @@ CPU per statement on building execution contexts and ORM results: on the hot pat
 its audit entry, push, pull, acknowledge, read) that was most of each request. These statements are still
 SQLAlchemy expressions, so each rule is written once. A `Prepared` statement compiles itself once (SQLAlchemy's
 public compiler API: the SQL text, the positional parameters, each parameter type's bind processor); on PostgreSQL
-it runs on the session's asyncpg connection (`driver_connection`), inside the session's transaction: the
-transaction's first statement goes through SQLAlchemy (`exec_driver_sql`, which begins it), the rest straight on
-the driver. On SQLite (in-process, no round trips to save) it runs through the session as usual. Rows come back
-as mappings (`row["column"]`) holding the same Python types on both databases. Only repositories use this module.
+it runs on the session's asyncpg connection (`driver_connection`). Every round trip counts there, so a request
+opens a transaction only when it needs one:
+- a plain read (a SELECT that locks nothing) sent before the request has written anything runs on its own, outside
+  any transaction (PostgreSQL runs it in a transaction of its own, with the same snapshot a READ COMMITTED
+  transaction would give that statement): no BEGIN;
+- a statement that writes or locks (FOR UPDATE, an advisory lock) runs in the session's transaction, begun by its
+  first such statement through SQLAlchemy (`exec_driver_sql`); later ones go straight to the driver;
+- a request's last writes (its audit entry, its idempotency record, the notice it creates: `later`) are sent
+  together as one statement just before the commit; when nothing began a transaction before them, that one
+  statement *is* the transaction (atomic on its own): no BEGIN, no COMMIT.
+So a pull is its page and one closing statement; an acknowledgement the notice and one closing statement.
+On SQLite (in-process, no round trips to save) statements run through the session, in its transaction, as usual;
+what counts there is how long a request holds the single write lock, which BEGIN IMMEDIATE takes: a plain read
+before any write runs on a connection of its own, outside the lock (in WAL mode readers never wait for the writer),
+so a push holds the lock only for its closing writes. Rows come back as mappings (`row["column"]`) holding the same
+Python types on both databases. Only repositories use this module.
 """
 
 import functools
@@ -17,18 +29,23 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Executable
+from sqlalchemy import Executable, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+
+from app.infra.db import READER
 
 Row = Mapping[str, Any]
+_POSTGRESQL = postgresql.dialect()
 
 
 class Prepared:
     """One statement, compiled once per database. `postgresql` may give a variant for PostgreSQL (say, `= ANY`
     of an array where SQLite needs an expanding IN); `column_keys` names the columns an INSERT sets."""
 
-    __slots__ = ("_column_keys", "_compiled", "_pg_stmt", "stmt")
+    __slots__ = ("_column_keys", "_compiled", "_pg_stmt", "_plain_read", "stmt")
 
     def __init__(
         self, stmt: Executable, *, postgresql: Executable | None = None, column_keys: Iterable[str] | None = None
@@ -37,6 +54,7 @@ class Prepared:
         self._pg_stmt = postgresql if postgresql is not None else stmt
         self._column_keys = list(column_keys) if column_keys is not None else None
         self._compiled: tuple[str, tuple] | None = None
+        self._plain_read: bool | None = None
 
     def for_postgresql(self, dialect) -> tuple[str, tuple]:
         """The SQL text and, per positional parameter, its name, bind processor and default (public compiler API)."""
@@ -50,17 +68,30 @@ class Prepared:
             self._compiled = (str(compiled), binds)
         return self._compiled
 
+    def is_plain_read(self) -> bool:
+        """A SELECT that locks nothing (judged by its PostgreSQL text, which keeps FOR UPDATE where SQLite's drops
+        it)."""
+        if self._plain_read is None:
+            self._plain_read = _is_plain_read(str(self._pg_stmt.compile(dialect=_POSTGRESQL)))
+        return self._plain_read
+
     async def _run(self, session: AsyncSession, params: Mapping[str, Any] | None, method: str) -> Any:
         params = params or {}
+        if session.bind.dialect.name != "postgresql":
+            if self.is_plain_read() and not session.in_transaction():
+                # Nothing written yet: read outside the write lock (WAL readers never wait for the writer).
+                async with session.bind.connect() as reader:
+                    await reader.execution_options(**READER)
+                    return _shaped(await reader.execute(self.stmt, dict(params)), method)
+            return _shaped(await session.execute(self.stmt, dict(params)), method)
         conn = await session.connection()
-        if conn.dialect.name != "postgresql":
-            result = await session.execute(self.stmt, dict(params))
-            if method == "execute":
-                return None
-            rows = result.mappings()
-            return rows.first() if method == "fetchrow" else rows.all()
         sql, binds = self.for_postgresql(conn.dialect)
-        return await _on_driver(conn, method, sql, _arguments(binds, params))
+        args = _arguments(binds, params)
+        if self.is_plain_read():
+            driver = await _driver(conn)
+            if not driver.is_in_transaction():  # nothing written yet: no transaction needed to read
+                return await _direct(driver, method, sql, args)
+        return await _on_driver(conn, method, sql, args)
 
     async def fetch(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Row]:
         return await self._run(session, params, "fetch")
@@ -93,16 +124,36 @@ def _arguments(binds: tuple, params: Mapping[str, Any]) -> list[Any]:
     return args
 
 
+_LOCKING = re.compile(r"\bFOR (UPDATE|SHARE|NO KEY UPDATE|KEY SHARE)\b|advisory|nextval|setval", re.IGNORECASE)
+
+
+def _is_plain_read(sql: str) -> bool:
+    """A statement that only reads and locks nothing: it may run outside the request's transaction."""
+    return sql.lstrip().upper().startswith("SELECT") and _LOCKING.search(sql) is None
+
+
+async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
+    return (await conn.get_raw_connection()).driver_connection
+
+
+def _shaped(result: Any, method: str) -> Any:
+    if method == "execute":
+        return None
+    rows = result.mappings()
+    return rows.first() if method == "fetchrow" else rows.all()
+
+
 async def _on_driver(conn: AsyncConnection, method: str, sql: str, args: list[Any]) -> Any:
     """Run inside the session's transaction. Its first statement goes through SQLAlchemy (`exec_driver_sql`, which
     begins the transaction); the following ones straight on the asyncpg connection (`driver_connection`)."""
-    driver = (await conn.get_raw_connection()).driver_connection
+    driver = await _driver(conn)
     if not driver.is_in_transaction():
-        result = await conn.exec_driver_sql(sql, tuple(args))
-        if method == "execute":
-            return None
-        rows = result.mappings()
-        return rows.first() if method == "fetchrow" else rows.all()
+        return _shaped(await conn.exec_driver_sql(sql, tuple(args)), method)
+    return await _direct(driver, method, sql, args)
+
+
+async def _direct(driver: asyncpg.Connection, method: str, sql: str, args: list[Any]) -> Any:
+    """One statement straight on the asyncpg connection: in the transaction it is in, or else on its own."""
     try:
         return await getattr(driver, method)(sql, *args)
     except Exception as exc:
@@ -113,17 +164,30 @@ async def _on_driver(conn: AsyncConnection, method: str, sql: str, args: list[An
 
 
 # ---- writes that close a request ------------------------------------------------------------------------------
-# The rows a request writes last (its audit entry, its idempotency record) are held back and sent together just
-# before the commit: on PostgreSQL as one statement (data-modifying WITH clauses), saving a round trip each.
+# The rows a request writes last (its audit entry, its idempotency record, the notice it creates and what that
+# carries) are held back and sent together just before the commit: on PostgreSQL as one statement (data-modifying
+# WITH clauses), saving a round trip each, and, when the request wrote nothing before, its BEGIN and COMMIT too.
+# Only a session whose commit point sends them (the request's: app.http.deps.get_session, which marks it with
+# `closes_with_last_writes`) holds writes back; any other session writes them at once.
 
 _DEFERRED = "deferred_writes"
+_CLOSES = "closes_with_last_writes"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _COMBINED: dict[tuple[Prepared, ...], str] = {}  # keyed by the statements themselves
 
 
-def defer(session: AsyncSession, statement: Prepared, params: Mapping[str, Any]) -> None:
-    """Write this row with the request's last statement (nothing in the request may read it back before)."""
-    session.info.setdefault(_DEFERRED, []).append((statement, params))
+def closes_with_last_writes(session: AsyncSession) -> None:
+    """This session's commit point calls `flush_deferred` before it commits."""
+    session.info[_CLOSES] = True
+
+
+async def later(session: AsyncSession, statement: Prepared, params: Mapping[str, Any]) -> None:
+    """Write this row with the request's last statement (nothing in the request may read it back before), or now
+    in a session without such a statement."""
+    if session.info.get(_CLOSES):
+        session.info.setdefault(_DEFERRED, []).append((statement, params))
+    else:
+        await statement.execute(session, params)
 
 
 async def flush_deferred(session: AsyncSession) -> None:
@@ -131,23 +195,34 @@ async def flush_deferred(session: AsyncSession) -> None:
     pending = session.info.pop(_DEFERRED, None)
     if not pending:
         return
+    await session.flush()  # rows the held-back ones may refer to (say, a new document) are written first
     conn = await session.connection()
-    if conn.dialect.name != "postgresql" or len(pending) == 1:
+    if conn.dialect.name != "postgresql":
         for statement, params in pending:
             await statement.execute(session, params)
         return
     compiled = [statement.for_postgresql(conn.dialect) for statement, _ in pending]
-    key = tuple(statement for statement, _ in pending)
-    sql = _COMBINED.get(key)
-    if sql is None:
-        parts, offset = [], 0
-        for i, (text, binds) in enumerate(compiled):
-            renumbered = _PLACEHOLDER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", text)
-            parts.append(f"w{i} AS ({renumbered})")
-            offset += len(binds)
-        sql = _COMBINED[key] = "WITH " + ", ".join(parts) + " SELECT 1"
+    if len(pending) == 1:
+        sql = compiled[0][0]
+    else:
+        key = tuple(statement for statement, _ in pending)
+        sql = _COMBINED.get(key)
+        if sql is None:
+            parts, offset = [], 0
+            for i, (text, binds) in enumerate(compiled):
+                renumbered = _PLACEHOLDER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", text)
+                parts.append(f"w{i} AS ({renumbered})")
+                offset += len(binds)
+            sql = _COMBINED[key] = "WITH " + ", ".join(parts) + " SELECT 1"
     args = [arg for (_, binds), (_, params) in zip(compiled, pending, strict=True) for arg in _arguments(binds, params)]
-    await _on_driver(conn, "execute", sql, args)
+    # In the request's transaction if it began one; otherwise this one statement is its whole transaction.
+    await _direct(await _driver(conn), "execute", sql, args)
+
+
+@event.listens_for(Session, "before_commit")
+def _nothing_held_back(session: Session) -> None:
+    if session.info.get(_DEFERRED):
+        raise RuntimeError("writes held back for the request's last statement were never sent (flush_deferred)")
 
 
 def _translated(sql: str, exc: Exception) -> Exception:

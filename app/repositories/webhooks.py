@@ -5,11 +5,11 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.subscription import Delivery, DeliveryAttempt, Subscription
-from app.repositories.prepared import Prepared
+from app.repositories.prepared import Prepared, later
 
 # A subscription that receives deliveries.
 ACTIVE = (Subscription.active.is_(True), Subscription.deleted_at.is_(None))
@@ -35,6 +35,15 @@ async def wanted_by(session: AsyncSession, org: str) -> list[Wanted]:
 def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Queue deliveries in the session's transaction (written with its next flush)."""
     session.add_all([Delivery(**row) for row in rows])
+
+
+_INSERT_DELIVERY = Prepared(insert(Delivery.__table__), column_keys=[c.name for c in Delivery.__table__.columns])
+
+
+async def add_deliveries_later(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Deliveries announcing a notice written with the request's last statement (prepared: with every push)."""
+    for row in rows:
+        await later(session, _INSERT_DELIVERY, row)
 
 
 def readable(org: str) -> ColumnElement[bool]:

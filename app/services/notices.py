@@ -503,8 +503,9 @@ async def outbox(
 
 
 async def acknowledge(*, session: Session, principal: Principal, notice_id: uuid.UUID) -> NoticeRow:
-    """The recipient confirms receipt; acknowledging again changes nothing."""
-    notice = await get_visible(session=session, principal=principal, notice_id=notice_id, for_update=True)
+    """The recipient confirms receipt; acknowledging again changes nothing (the first acknowledgement stays, also
+    when two arrive at once)."""
+    notice = await get_visible(session=session, principal=principal, notice_id=notice_id)
     if notice.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
     if notice.acknowledged_at is None:

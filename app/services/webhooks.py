@@ -224,11 +224,12 @@ def delivery_rows(
 
 
 async def enqueue(*, session: Session, notice: Notice | NoticeRow) -> None:
-    """In the notice's own transaction: one delivery per matching subscription of the recipient."""
+    """One delivery per matching subscription of the recipient, written with the notice (the request's last
+    statement)."""
     subs = await repo.wanted_by(session, notice.recipient_org)
     if subs:
         rows = delivery_rows(subs, notice_id=notice.id, kind=notice.kind, created_at=notice.created_at)
-        repo.add_deliveries(session, rows)
+        await repo.add_deliveries_later(session, rows)
 
 
 async def enqueue_many(*, session: Session, notices: Sequence[Notice]) -> None:
