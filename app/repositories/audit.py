@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import ColumnElement, Engine, Row, Select, create_engine, exists, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, exists, func, insert, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.infra.db import READER
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.repositories.prepared import Prepared, later
 
@@ -124,12 +125,13 @@ class ChainReader:
     async def _all(self, stmt: Select) -> list[Row]:
         if self.session is not None:
             return list((await self.session.execute(stmt)).all())
-        source = self.source()
-        if source is not None and source.dialect == "sqlite":
-            # Not in one of the service's sessions: each of those takes SQLite's write lock at BEGIN, and a
-            # verification's scans of the whole log would hold it for seconds. A reader of a WAL database stops
-            # no writer; the results are SQLAlchemy's, as in a session.
-            return await asyncio.to_thread(_read_sqlite, source.address, stmt)
+        bind = self.sessions.kw["bind"]
+        if bind.dialect.name == "sqlite":
+            # Not in a session: each of those takes SQLite's write lock at BEGIN, and a verification's scans of the
+            # whole log would hold it for seconds. A reader (READER) takes none; WAL readers stop no writer.
+            async with bind.connect() as reader:
+                await reader.execution_options(**READER)
+                return list((await reader.execute(stmt)).all())
         async with self.sessions() as session:
             return list((await session.execute(stmt)).all())
 
@@ -207,17 +209,6 @@ class ChainReader:
             return await stray, await self.unchained_count()
         found, count = await asyncio.gather(stray, self.unchained_count())
         return found, count
-
-
-_READERS: dict[str, Engine] = {}  # read-only engines, one per SQLite file
-
-
-def _read_sqlite(path: str, stmt: Select) -> list[Row]:
-    engine = _READERS.get(path)
-    if engine is None:
-        engine = _READERS[path] = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    with engine.connect() as conn:
-        return list(conn.execute(stmt).all())
 
 
 # ---- reading the chain in another process ---------------------------------------------------------------------
