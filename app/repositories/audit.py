@@ -7,6 +7,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -279,7 +280,7 @@ def read_links(source: ChainSource, start: int, end: int) -> list:
     if source.dialect == "sqlite":
         conn = _worker.get("sqlite")
         if conn is None:
-            conn = _worker["sqlite"] = sqlite3.connect(f"file:{source.address}?mode=ro", uri=True)
+            conn = _worker["sqlite"] = sqlite3.connect(Path(source.address).resolve().as_uri() + "?mode=ro", uri=True)
         rows = conn.execute(_RANGE_SQL["sqlite"], (start, end)).fetchall()
         to_time, to_uuid = _sqlite_time, _SQLITE_UUID
         t, a = _OCCURRED_AT, _ACCOUNT
