@@ -216,7 +216,7 @@ def cmd_rotate_keys(_args: argparse.Namespace) -> None:
     )
 
 
-async def _verify_audit(checkpoints: list[str], resume: bool) -> dict:
+async def _verify_audit(checkpoints: list[str], resume: bool, workers) -> dict:
     from app.infra.db import db
     from app.infra.security import keystore
     from app.infra.spool import spool
@@ -225,7 +225,7 @@ async def _verify_audit(checkpoints: list[str], resume: bool) -> dict:
     async with db.sessions() as session:
         await keystore.load(session)
     await audit.seal_now(db.sessions)
-    report = await audit.verify(sessions=db.sessions, presented=checkpoints, resume=resume)
+    report = await audit.verify(sessions=db.sessions, presented=checkpoints, resume=resume, workers=workers)
     async with db.sessions() as session:
         await audit.record(session=session, report=report, by="verify-audit")
         await session.commit()
@@ -240,7 +240,12 @@ async def _verify_audit(checkpoints: list[str], resume: bool) -> dict:
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> None:
-    report = asyncio.run(_verify_audit(args.checkpoint or [], args.resume))
+    from app.services import audit
+
+    # A long chain is recomputed in one worker process per core, its own command's (the service's processes only
+    # see the reads); forked now, before this process has threads or connections.
+    with audit.verification_workers(fork=True) as workers:
+        report = asyncio.run(_verify_audit(args.checkpoint or [], args.resume, workers))
     print(json.dumps(report, ensure_ascii=False, indent=2))
     if not report["ok"]:
         raise SystemExit(1)

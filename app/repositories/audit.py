@@ -2,13 +2,20 @@
 runs on every request (prepared), the chain's links, checkpoints and verification records, and the reads of a
 verification (app/services/audit.py hashes; nothing here does)."""
 
+import asyncio
+import re
+import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import ColumnElement, Row, Select, exists, func, insert, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.infra.db import READER
 from app.models.audit import AuditChainLink, AuditCheckpoint, AuditEntry, AuditVerification
 from app.repositories.prepared import Prepared, later
 
@@ -119,6 +126,13 @@ class ChainReader:
     async def _all(self, stmt: Select) -> list[Row]:
         if self.session is not None:
             return list((await self.session.execute(stmt)).all())
+        bind = self.sessions.kw["bind"]
+        if bind.dialect.name == "sqlite":
+            # Not in a session: each of those takes SQLite's write lock at BEGIN, and a verification's scans of the
+            # whole log would hold it for seconds. A reader (READER) takes none; WAL readers stop no writer.
+            async with bind.connect() as reader:
+                await reader.execution_options(**READER)
+                return list((await reader.execute(stmt)).all())
         async with self.sessions() as session:
             return list((await session.execute(stmt)).all())
 
@@ -162,6 +176,20 @@ class ChainReader:
             .limit(limit)
         )
 
+    async def links_from(self, start: int) -> int:
+        """How many links the chain holds from position `start` on."""
+        return await self._first(select(func.count()).where(AuditChainLink.position >= start)) or 0
+
+    def source(self) -> "ChainSource | None":
+        """Where another process reads the chain from (`read_links`), or None (an in-memory SQLite database)."""
+        bind = self.session.bind if self.session is not None else self.sessions.kw["bind"]
+        url = bind.url
+        if url.get_backend_name() == "postgresql":
+            return ChainSource("postgresql", url.set(drivername="postgresql").render_as_string(hide_password=False))
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return ChainSource("sqlite", url.database)
+        return None
+
     async def newest_sealed_at(self) -> datetime | None:
         return await self._first(select(AuditChainLink.sealed_at).order_by(AuditChainLink.position.desc()))
 
@@ -173,6 +201,105 @@ class ChainReader:
 
     async def unchained_count(self) -> int:
         return await self._first(select(func.count()).select_from(AuditEntry).where(UNCHAINED)) or 0
+
+    async def unchained_summary(self, before: datetime | None) -> tuple[int | None, int]:
+        """`first_unchained_before(before)` (None without `before`) and `unchained_count()`: each scans the whole
+        log, so at once when each read has a transaction (a connection) of its own."""
+        stray = self.first_unchained_before(before) if before is not None else asyncio.sleep(0)
+        if self.session is not None:
+            return await stray, await self.unchained_count()
+        found, count = await asyncio.gather(stray, self.unchained_count())
+        return found, count
+
+
+# ---- reading the chain in another process ---------------------------------------------------------------------
+# A long verification reads and hashes ranges of the chain in worker processes, each with its own connection
+# straight on the driver (asyncpg, sqlite3): what SQLAlchemy's result handling cost per entry was most of a
+# verification's reading. The statement is still the expression below, compiled once per database; the values
+# come back as the service's own reads give them (datetimes aware in UTC, UUIDs), but `details` as its stored JSON
+# text (`json.loads` gives the value the service reads).
+
+
+class ChainSource(NamedTuple):
+    """How a worker process opens the database: "postgresql" and a DSN, or "sqlite" and a file."""
+
+    dialect: str
+    address: str
+
+
+_RANGE_COLUMNS = (
+    AuditChainLink.position,
+    AuditChainLink.entry_seq,
+    AuditChainLink.entry_hash,
+    AuditChainLink.chain_hash,
+    *(AuditEntry.__table__.c[name] for name in ("seq", *(n for n in ENTRY_FIELDS))),
+)
+# The fields of a row `read_links` returns: the link's four, then the entry's (`seq` first, then ENTRY_FIELDS).
+RANGE_FIELDS = tuple(("e_" if c.table is AuditEntry.__table__ else "") + c.name for c in _RANGE_COLUMNS)
+_RANGE = (
+    select(*_RANGE_COLUMNS)
+    .join(AuditEntry, AuditEntry.seq == AuditChainLink.entry_seq, isouter=True)
+    .where(AuditChainLink.position >= 0, AuditChainLink.position < 1)
+    .order_by(AuditChainLink.position)
+)
+_RANGE_SQL = {
+    "postgresql": str(_RANGE.compile(dialect=postgresql.asyncpg.dialect())),
+    "sqlite": str(_RANGE.compile(dialect=sqlite.dialect())),
+}
+_OCCURRED_AT = RANGE_FIELDS.index("e_occurred_at")
+_ACCOUNT = RANGE_FIELDS.index("e_actor_account")
+_SQLITE_DIALECT = sqlite.dialect()
+# SQLAlchemy's own conversions of SQLite's stored text (public type API), so a value reads exactly as the service
+# reads it; the common timestamp form is parsed directly (the same fields, without the regular expression).
+_SQLITE_TIME = AuditEntry.__table__.c.occurred_at.type.dialect_impl(_SQLITE_DIALECT).result_processor(
+    _SQLITE_DIALECT, None
+)
+_SQLITE_UUID = AuditEntry.__table__.c.actor_account.type.dialect_impl(_SQLITE_DIALECT).result_processor(
+    _SQLITE_DIALECT, None
+)
+_PLAIN_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+_RANGE_SETTINGS = {
+    "application_name": "member-exchange verify-audit",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "max_parallel_workers_per_gather": "0",
+    "jit": "off",
+}
+_worker: dict[str, Any] = {}  # in a worker process: its event loop and connection, kept between ranges
+
+
+def _sqlite_time(value: str | None) -> datetime | None:
+    if value.__class__ is str and len(value) == 26 and _PLAIN_TIME.fullmatch(value):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return _SQLITE_TIME(value)
+
+
+def read_links(source: ChainSource, start: int, end: int) -> list:
+    """The links at positions `start` to `end - 1`, with their entries (fields: RANGE_FIELDS; the entry's None when
+    it is gone), by position. For a worker process: it keeps its connection for the next range."""
+    if source.dialect == "sqlite":
+        conn = _worker.get("sqlite")
+        if conn is None:
+            conn = _worker["sqlite"] = sqlite3.connect(Path(source.address).resolve().as_uri() + "?mode=ro", uri=True)
+        rows = conn.execute(_RANGE_SQL["sqlite"], (start, end)).fetchall()
+        to_time, to_uuid = _sqlite_time, _SQLITE_UUID
+        t, a = _OCCURRED_AT, _ACCOUNT
+        return [(*r[:t], to_time(r[t]), *r[t + 1 : a], to_uuid(r[a]), *r[a + 1 :]) for r in rows]
+    loop = _worker.get("loop")
+    if loop is None:
+        loop = _worker["loop"] = asyncio.new_event_loop()
+    return loop.run_until_complete(_read_links_pg(source.address, start, end))
+
+
+async def _read_links_pg(dsn: str, start: int, end: int) -> list:
+    conn = _worker.get("postgresql")
+    if conn is None or conn.is_closed():
+        # Text JSON (asyncpg's default for jsonb), datetimes in UTC, UUIDs: what the service reads, but `details`.
+        # A range joins its links to their entries one by one (an index lookup each): the planner, not knowing
+        # that a range's entries are a narrow band of seqs, would rather scan the whole entries table for a hash
+        # join (a second per range of 20,000 over a million entries).
+        conn = _worker["postgresql"] = await asyncpg.connect(dsn, server_settings=_RANGE_SETTINGS)
+    return await conn.fetch(_RANGE_SQL["postgresql"], start, end)
 
 
 # ---- reading ------------------------------------------------------------------------------------------------
