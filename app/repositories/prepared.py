@@ -11,7 +11,8 @@ opens a transaction only when it needs one:
   any transaction (PostgreSQL runs it in a transaction of its own, with the same snapshot a READ COMMITTED
   transaction would give that statement): no BEGIN;
 - a statement that writes or locks (FOR UPDATE, an advisory lock) runs in the session's transaction, begun by its
-  first such statement through SQLAlchemy (`exec_driver_sql`); later ones go straight to the driver;
+  first such statement through SQLAlchemy (`exec_driver_sql`), and so does every statement after it; they go
+  straight to the driver;
 - a request's last writes (its audit entry, its idempotency record, the notice it creates: `later`) are sent
   together as one statement just before the commit; when nothing began a transaction before them, that one
   statement *is* the transaction (atomic on its own): no BEGIN, no COMMIT.
@@ -84,14 +85,14 @@ class Prepared:
                     await reader.execution_options(**READER)
                     return _shaped(await reader.execute(self.stmt, dict(params)), method)
             return _shaped(await session.execute(self.stmt, dict(params)), method)
-        conn = await session.connection()
+        conn, driver = await _connection(session)
         sql, binds = self.for_postgresql(conn.dialect)
         args = _arguments(binds, params)
-        if self.is_plain_read():
-            driver = await _driver(conn)
-            if not driver.is_in_transaction():  # nothing written yet: no transaction needed to read
-                return await _direct(driver, method, sql, args)
-        return await _on_driver(conn, method, sql, args)
+        if driver.is_in_transaction():
+            return await _direct(driver, method, sql, args)
+        if self.is_plain_read():  # nothing written yet: no transaction needed to read
+            return await _direct(driver, method, sql, args)
+        return _shaped(await conn.exec_driver_sql(sql, tuple(args)), method)  # begins the transaction
 
     async def fetch(self, session: AsyncSession, params: Mapping[str, Any] | None = None) -> list[Row]:
         return await self._run(session, params, "fetch")
@@ -107,7 +108,7 @@ async def run_alone(session: AsyncSession, script: str) -> str:
     """PostgreSQL: a script of several statements without parameters, sent in one round trip (the simple query
     protocol), which the server runs as one transaction of its own, each statement with its own snapshot; the
     session must not be in a transaction. The status of its last statement (say, "UPDATE 12")."""
-    driver = await _driver(await session.connection())
+    _, driver = await _connection(session)
     if driver.is_in_transaction():
         raise RuntimeError("run_alone needs a session outside any transaction")
     return await _direct(driver, "execute", script, [])
@@ -142,8 +143,22 @@ def _is_plain_read(sql: str) -> bool:
     return sql.lstrip().upper().startswith("SELECT") and _LOCKING.search(sql) is None
 
 
-async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
-    return (await conn.get_raw_connection()).driver_connection
+_CONNECTION = "mx_prepared_connection"  # session.info: the session's connection and its asyncpg connection
+
+
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, asyncpg.Connection]:
+    """The session's connection and the asyncpg connection under it, looked up once per transaction of the session
+    (each lookup is a hop through SQLAlchemy's greenlet, on every statement of the hot paths otherwise)."""
+    found = session.info.get(_CONNECTION)
+    if found is None:
+        conn = await session.connection()
+        found = session.info[_CONNECTION] = (conn, (await conn.get_raw_connection()).driver_connection)
+    return found
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, _transaction) -> None:
+    session.info.pop(_CONNECTION, None)
 
 
 def _shaped(result: Any, method: str) -> Any:
@@ -151,15 +166,6 @@ def _shaped(result: Any, method: str) -> Any:
         return None
     rows = result.mappings()
     return rows.first() if method == "fetchrow" else rows.all()
-
-
-async def _on_driver(conn: AsyncConnection, method: str, sql: str, args: list[Any]) -> Any:
-    """Run inside the session's transaction. Its first statement goes through SQLAlchemy (`exec_driver_sql`, which
-    begins the transaction); the following ones straight on the asyncpg connection (`driver_connection`)."""
-    driver = await _driver(conn)
-    if not driver.is_in_transaction():
-        return _shaped(await conn.exec_driver_sql(sql, tuple(args)), method)
-    return await _direct(driver, method, sql, args)
 
 
 async def _direct(driver: asyncpg.Connection, method: str, sql: str, args: list[Any]) -> Any:
@@ -206,11 +212,11 @@ async def flush_deferred(session: AsyncSession) -> None:
     if not pending:
         return
     await session.flush()  # rows the held-back ones may refer to (say, a new document) are written first
-    conn = await session.connection()
-    if conn.dialect.name != "postgresql":
+    if session.bind.dialect.name != "postgresql":
         for statement, params in pending:
             await statement.execute(session, params)
         return
+    conn, driver = await _connection(session)
     compiled = [statement.for_postgresql(conn.dialect) for statement, _ in pending]
     if len(pending) == 1:
         sql = compiled[0][0]
@@ -226,7 +232,7 @@ async def flush_deferred(session: AsyncSession) -> None:
             sql = _COMBINED[key] = "WITH " + ", ".join(parts) + " SELECT 1"
     args = [arg for (_, binds), (_, params) in zip(compiled, pending, strict=True) for arg in _arguments(binds, params)]
     # In the request's transaction if it began one; otherwise this one statement is its whole transaction.
-    await _direct(await _driver(conn), "execute", sql, args)
+    await _direct(driver, "execute", sql, args)
 
 
 @event.listens_for(Session, "before_commit")
