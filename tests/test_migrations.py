@@ -53,3 +53,13 @@ def test_sides_are_not_undone_once_members_belong_to_two_workplace_committees(tm
     command.downgrade(cfg, "0009_security")
     with sqlite3.connect(path) as conn:
         assert "workplace_org" not in {row[1] for row in conn.execute("PRAGMA table_info(members)")}
+
+
+async def test_notices_leave_room_on_each_page_for_their_status_changes():
+    """On PostgreSQL a notice's status changes (delivered, acknowledged, answered) touch no indexed column: with
+    room left on the page they are heap-only updates, writing none of the table's index entries."""
+    async with db.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL storage parameter")
+        options = (await conn.exec_driver_sql("SELECT reloptions FROM pg_class WHERE relname = 'notices'")).scalar()
+    assert "fillfactor=85" in (options or [])
