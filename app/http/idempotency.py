@@ -2,9 +2,10 @@
 
 The key's record is written in the same statement as the change it guards (the request's last statement), so a
 replay exists exactly when the change does. A duplicate sent while the first is still being processed finds no
-record yet; on PostgreSQL it then fails on the record's key when it writes, with everything it wrote, and is
-answered 409 `idempotency_in_progress` (retry: the first one's answer is replayed); on SQLite writers are
-serialised, so a duplicate waits and then replays.
+record yet (the lookup is a plain read, outside the write lock on SQLite too); it then fails on the record's key
+when it writes, with everything it wrote, and is answered 409 `idempotency_in_progress` (retry: the first one's
+answer is replayed). A duplicate whose own change conflicts first (a second correction of the same document) gets
+that change's 409 instead; either way one change exists.
 """
 
 import hashlib

@@ -59,6 +59,7 @@ class _WriterQueue:
         self._held = False
         self._lock_path = f"{path}-writer.lock" if path and path != ":memory:" else None
         self._fd: int | None = None
+        self._pid = 0
 
     def acquire(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -81,7 +82,7 @@ class _WriterQueue:
         return False
 
     def release(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._pid == os.getpid():
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._release_turn()
 
@@ -94,8 +95,9 @@ class _WriterQueue:
         """The other workers' turn: the file lock, until the deadline (this process's turn is held)."""
         if self._lock_path is None:
             return True
-        if self._fd is None:
-            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own (a shared one locks nothing)
+            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -510,8 +510,9 @@ async def outbox(
 
 
 async def acknowledge(*, session: Session, principal: Principal, notice_id: uuid.UUID) -> NoticeRow:
-    """The recipient confirms receipt; acknowledging again changes nothing (the first acknowledgement stays, also
-    when two arrive at once)."""
+    """The recipient confirms receipt; acknowledging again changes nothing. The notice is read without a lock and
+    the acknowledgement written only where none is stored yet, so when two arrive at the same moment the first
+    stays, and the second's answer shows its own time and account rather than the stored ones."""
     notice = await get_visible(session=session, principal=principal, notice_id=notice_id)
     if notice.recipient_org != principal.org_code:
         raise Forbidden("Chỉ bên nhận mới xác nhận đã nhận thông báo.", code="not_recipient")
