@@ -47,10 +47,14 @@ class Listener:
     def has_unread(self) -> bool:
         """Whether data the server sent waits unread on the connection (a notification this process has not taken
         in yet). A check without a round trip: one system call on the socket."""
-        sock = self._conn._transport.get_extra_info("socket")  # asyncpg offers no public accessor
-        if sock is None:
+        transport = getattr(self._conn, "_transport", None)  # asyncpg offers no public accessor
+        if transport is None or transport.is_closing():
+            return True  # lost or being lost: nothing it held can be trusted
+        try:
+            sock = transport.get_extra_info("socket")
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (AttributeError, OSError, ValueError):
             return True
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
         return bool(readable)
 
     async def ping(self, seconds: float) -> None:
