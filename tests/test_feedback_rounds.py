@@ -321,3 +321,23 @@ async def test_a_round_that_fails_in_a_batch_resumes_when_opened_again_asking_no
     assert again["totals"]["requested"] == 7 and again["processed"] == 7
     out, _ = await pull_all(khoi, box="outbox", kind="feedback.requested")
     assert sorted(n["member_card_no"] for n in out) == sorted(cards), "each member asked once"
+
+
+async def test_reminding_many_overdue_requests_in_one_call_sends_every_reminder(party):
+    """One call that writes more rows than one combined statement carries (each reminder is a notice and its
+    deliveries, held back for the request's closing write): they are written one by one in the request's
+    transaction, every reminder sent once."""
+    khoi = await party("khoi_clerk")
+    accepted = {"residence_status": "accepted", "residence_cell": "Chi bộ Tổ dân phố số 7"}
+    for _ in range(40):
+        await add_member(khoi, "ba-dinh", workplace_unit_code="so-tu-phap", **accepted)
+    round_id = (await _start(khoi, {"year": 2026, "deadline": iso(today() + timedelta(days=20))}))["id"]
+    async with db.sessions() as s:
+        await s.execute(
+            text("UPDATE notices SET due_date = :d WHERE kind = 'feedback.requested'"),
+            {"d": today() - timedelta(days=2)},
+        )
+        await s.commit()
+    assert (await khoi.post(f"{ROUNDS}/{round_id}/reminders")).json() == {"sent": 40}
+    reminders, _ = await pull_all(await party("ba_dinh_system"), kind="feedback.reminder")
+    assert len(reminders) == 40 and len({r["thread_id"] for r in reminders}) == 40

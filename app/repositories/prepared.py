@@ -190,6 +190,7 @@ _DEFERRED = "deferred_writes"
 _CLOSES = "closes_with_last_writes"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _COMBINED: dict[tuple[Prepared, ...], str] = {}  # keyed by the statements themselves
+_MAX_COMBINED = 64  # statements in one combined statement (each has fewer than 60 parameters)
 
 
 def closes_with_last_writes(session: AsyncSession) -> None:
@@ -212,7 +213,10 @@ async def flush_deferred(session: AsyncSession) -> None:
     if not pending:
         return
     await session.flush()  # rows the held-back ones may refer to (say, a new document) are written first
-    if session.bind.dialect.name != "postgresql":
+    if session.bind.dialect.name != "postgresql" or len(pending) > _MAX_COMBINED:
+        # SQLite; or a request writing many rows (reminders for a whole round), more than one statement may carry
+        # (PostgreSQL takes at most 32,767 parameters): one statement each, in the request's transaction, which the
+        # first of them begins.
         for statement, params in pending:
             await statement.execute(session, params)
         return
